@@ -1,0 +1,38 @@
+//! The Tollgate configuration model.
+//!
+//! This crate owns the *wire types* that configuration files and (later) the admin API read and
+//! write, the parser that turns YAML or JSON text into them with precise errors (file, line,
+//! column, field path), and the validation that needs no plugin knowledge: references between
+//! objects, duplicate names, malformed patterns and route conflicts. It is pure: no I/O, no tokio.
+//! Policy configurations are kept as JSON values here; `tollgate-runtime` types them through the
+//! plugin registry and reports errors with the same [`FieldPath`]s.
+
+mod api;
+mod diagnostic;
+mod duration;
+mod envsubst;
+mod listen;
+mod locate;
+mod parse;
+mod path_pattern;
+mod policy;
+mod server;
+mod service;
+mod tls;
+mod validate;
+
+pub use api::{Api, HeaderMatch, HostPolicy, QueryMatch, Rewrite, Route};
+pub use diagnostic::{Diagnostic, Diagnostics, FieldPath, Location, PathSegment};
+pub use duration::Duration;
+pub use envsubst::{EnvError, substitute_env};
+pub use listen::Listen;
+pub use locate::locate;
+pub use parse::{Config, Format, parse_config};
+pub use path_pattern::{PathPattern, PatternError, Segment};
+pub use policy::PolicySpec;
+pub use server::{
+    AccessLog, EscapedSlashes, Limits, PathNormalization, RequestIdConfig, ServerConfig, Timeouts,
+};
+pub use service::{MockBackend, Pool, Protocol, Service, Target, UpstreamTls, UpstreamTimeouts};
+pub use tls::{Certificate, TlsConfig, TlsVersion};
+pub use validate::{TargetUrl, validate};

@@ -1,0 +1,1 @@
+//! Built-in policies (placeholder until the plugins land).

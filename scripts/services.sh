@@ -28,7 +28,7 @@ ensure_postgres() {
         return 0
     fi
     local ver
-    ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+    ver=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n1)
     if ! command -v pg_ctlcluster >/dev/null || ! command -v pg_isready >/dev/null || [[ -z $ver ]]; then
         _svc_err "PostgreSQL is not installed (need pg_ctlcluster, pg_isready and a cluster in /etc/postgresql)."
         _svc_err "Install it with: apt-get install -y postgresql   (tests expect trust auth and a database 'test')"

@@ -1,0 +1,26 @@
+//! From configuration to a running snapshot.
+//!
+//! [`compile`] turns a validated [`tollgate_model::Config`] into a [`Snapshot`]: the router
+//! tables, each route's ordered policy chain, the upstream pools (reusing the previous
+//! snapshot's pools when a service did not change, so warm connections survive a reload) and
+//! the TLS certificate resolver. Compiling happens off the request path; the result is
+//! published with one atomic swap through a [`SnapshotHandle`], and a request uses the snapshot
+//! it loaded when it started until it ends.
+
+mod chain;
+mod compile;
+mod handle;
+mod mock;
+mod rewrite;
+mod router;
+mod snapshot;
+mod tls;
+
+pub use chain::Chain;
+pub use compile::{CompileOptions, compile};
+pub use handle::SnapshotHandle;
+pub use mock::MockResponse;
+pub use rewrite::CompiledRewrite;
+pub use router::{Match, RequestView, Router};
+pub use snapshot::{Backend, CompiledRoute, CompiledService, ServerSettings, Snapshot};
+pub use tls::TlsSettings;

@@ -168,9 +168,10 @@ bounded() { # bounded SECONDS CMD...: run CMD under a hard time limit. It runs i
 }
 
 core_ticks() { # busy ticks of the proxy core, from /proc/stat (0 without pinning)
-    local name user nice system idle iowait irq softirq steal
+    local name user nice system irq softirq steal
     ((PINNED)) || { echo 0; return; }
-    while read -r name user nice system idle iowait irq softirq steal _; do
+    # fields: cpuN user nice system idle iowait irq softirq steal ...
+    while read -r name user nice system _ _ irq softirq steal _; do
         if [[ $name == "cpu$PROXY_CPU" ]]; then
             echo $((user + nice + system + irq + softirq + steal))
             return
@@ -199,15 +200,15 @@ start_nginx() { # start_nginx NAME TEMPLATE PIN...: nginx with its own prefix di
 }
 
 # --- start the servers --------------------------------------------------------------------
-rm -rf "$WORK"
-mkdir -p "$RAW" "$RESULTS"
-echo '*' >"$WORK/.gitignore" # keep generated files out of git
-
 PORTS=("$ORIGIN_PORT" "$NGINX_PORT")
 [[ -n $SKIP_REASON ]] || PORTS+=("$TOLLGATE_PORT" "$TOLLGATE_ADMIN_PORT")
 for port in "${PORTS[@]}"; do
     ! port_open "$port" || die "port $port is already in use (a previous run still alive?)"
 done
+
+rm -rf "$WORK"
+mkdir -p "$RAW" "$RESULTS"
+echo '*' >"$WORK/.gitignore" # keep generated files out of git
 
 CONTENDERS=(direct nginx)
 declare -A PORT_OF=([direct]=$ORIGIN_PORT [nginx]=$NGINX_PORT [tollgate]=$TOLLGATE_PORT)

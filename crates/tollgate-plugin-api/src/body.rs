@@ -43,6 +43,8 @@ pub enum ProxyBody {
         limit: u64,
         /// Bytes seen so far.
         seen: u64,
+        /// Where to publish the byte count as it grows (for access logs), if anyone asks.
+        counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     },
     /// Anything else.
     Boxed(UnsyncBoxBody<Bytes, BodyError>),
@@ -65,6 +67,7 @@ impl ProxyBody {
             body,
             limit: u64::MAX,
             seen: 0,
+            counter: None,
         }
     }
 
@@ -74,6 +77,21 @@ impl ProxyBody {
             body,
             limit,
             seen: 0,
+            counter: None,
+        }
+    }
+
+    /// Like [`ProxyBody::limited`], also publishing the bytes read so far to `counter`.
+    pub fn counted(
+        body: hyper::body::Incoming,
+        limit: u64,
+        counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
+        Self::Incoming {
+            body,
+            limit,
+            seen: 0,
+            counter: Some(counter),
         }
     }
 
@@ -110,11 +128,19 @@ impl Body for ProxyBody {
         match self.get_mut() {
             Self::Empty => Poll::Ready(None),
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Self::Incoming { body, limit, seen } => {
+            Self::Incoming {
+                body,
+                limit,
+                seen,
+                counter,
+            } => {
                 match Pin::new(body).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Some(data) = frame.data_ref() {
                             *seen = seen.saturating_add(data.len() as u64);
+                            if let Some(c) = counter {
+                                c.store(*seen, std::sync::atomic::Ordering::Relaxed);
+                            }
                             if *seen > *limit {
                                 return Poll::Ready(Some(Err(BodyError::TooLarge {
                                     limit: *limit,

@@ -41,7 +41,10 @@ pub(crate) fn ready(hook: Hook<'_>) -> Outcome {
 }
 
 /// The error `factory` reports for `config`.
-pub(crate) fn build_error(factory: &dyn PolicyFactory, config: serde_json::Value) -> PolicyConfigError {
+pub(crate) fn build_error(
+    factory: &dyn PolicyFactory,
+    config: serde_json::Value,
+) -> PolicyConfigError {
     match factory.build(&config) {
         Ok(_) => panic!("config should be refused: {config}"),
         Err(e) => e,

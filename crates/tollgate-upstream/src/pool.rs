@@ -39,6 +39,12 @@ impl UpstreamPool {
         self.balancer.select().and_then(|i| self.targets.get(i))
     }
 
+    /// The next target with its index in [`UpstreamPool::targets`].
+    pub fn select_indexed(&self) -> Option<(usize, &Target)> {
+        let i = self.balancer.select()?;
+        self.targets.get(i).map(|t| (i, t))
+    }
+
     /// The client (and connection pool) of worker `worker`.
     pub fn client(&self, worker: usize) -> &UpstreamClient {
         &self.clients[worker % self.clients.len()]

@@ -93,13 +93,14 @@ impl AllowedOrigins {
             })?;
             anchored.push(pattern);
         }
-        let regexes = if anchored.is_empty() {
-            None
-        } else {
-            Some(RegexSet::new(&anchored).map_err(|e| {
-                PolicyConfigError::new(field("allow_origin_regex"), e.to_string())
-            })?)
-        };
+        let regexes =
+            if anchored.is_empty() {
+                None
+            } else {
+                Some(RegexSet::new(&anchored).map_err(|e| {
+                    PolicyConfigError::new(field("allow_origin_regex"), e.to_string())
+                })?)
+            };
         Ok(Self {
             any,
             exact: exact.into(),
@@ -168,7 +169,10 @@ fn parse_entry(raw: &str) -> Result<Entry, String> {
     let Some((scheme, rest)) = lower.split_once("://") else {
         return Err(format!("{raw:?}: {ORIGIN_SHAPE}"));
     };
-    let scheme_ok = scheme.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+    let scheme_ok = scheme
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_alphabetic)
         && scheme
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
@@ -256,7 +260,11 @@ mod tests {
 
     #[test]
     fn exact_origins_match_ignoring_case_and_default_ports() {
-        let set = allowed(&["https://App.example.com", "http://localhost:3000", "https://x.io:443"]);
+        let set = allowed(&[
+            "https://App.example.com",
+            "http://localhost:3000",
+            "https://x.io:443",
+        ]);
         assert!(allows(&set, "https://app.example.com"));
         assert!(allows(&set, "http://localhost:3000"));
         assert!(allows(&set, "https://x.io"));
@@ -321,8 +329,8 @@ mod tests {
             assert_eq!(err.path.to_string(), "allow_origins[1]", "{bad}");
             assert!(err.message.contains(hint), "{bad}: {}", err.message);
         }
-        let err = AllowedOrigins::compile(&[], &["ok".to_owned(), "(".to_owned()], false)
-            .unwrap_err();
+        let err =
+            AllowedOrigins::compile(&[], &["ok".to_owned(), "(".to_owned()], false).unwrap_err();
         assert_eq!(err.path.to_string(), "allow_origin_regex[1]");
         let err = AllowedOrigins::compile(&[], &[], false).unwrap_err();
         assert_eq!(err.path.to_string(), "allow_origins");
@@ -330,12 +338,12 @@ mod tests {
 
     #[test]
     fn star_is_refused_with_credentials_or_other_entries() {
-        let err = AllowedOrigins::compile(&["https://a.com".into(), "*".into()], &[], true)
-            .unwrap_err();
+        let err =
+            AllowedOrigins::compile(&["https://a.com".into(), "*".into()], &[], true).unwrap_err();
         assert_eq!(err.path.to_string(), "allow_origins[1]");
         assert!(err.message.contains("allow_credentials"), "{}", err.message);
-        let err = AllowedOrigins::compile(&["https://a.com".into(), "*".into()], &[], false)
-            .unwrap_err();
+        let err =
+            AllowedOrigins::compile(&["https://a.com".into(), "*".into()], &[], false).unwrap_err();
         assert!(err.message.contains("already allows"), "{}", err.message);
     }
 }

@@ -133,10 +133,7 @@ impl Mock {
             }
         }
         if !default_type.is_empty() && !headers.contains_key(header::CONTENT_TYPE) {
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(default_type),
-            );
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(default_type));
         }
         Ok(Self {
             status,

@@ -96,7 +96,7 @@ fn config_errors_name_the_field() {
             "headers.x-a",
         ),
         (serde_json::json!({"body": 5}), "body"),
-        (serde_json::json!({"bodyy": "a"}), "(root)"),
+        (serde_json::json!({"bodyy": "a"}), "bodyy"),
     ];
     for (config, path) in cases {
         let err = build_error(&MockFactory, config.clone());

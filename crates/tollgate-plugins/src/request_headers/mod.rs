@@ -45,7 +45,9 @@ impl PolicyFactory for RequestHeadersFactory {
     }
 
     fn build(&self, config: &serde_json::Value) -> Result<Arc<dyn Policy>, PolicyConfigError> {
-        Ok(Arc::new(RequestHeaders::new(&parse_policy_config(config)?)?))
+        Ok(Arc::new(RequestHeaders::new(&parse_policy_config(
+            config,
+        )?)?))
     }
 }
 

@@ -171,10 +171,16 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_field() {
-        let err = build_error(&RequestSizeLimitFactory, serde_json::json!({"max_bytes": "1 parsec"}));
+        let err = build_error(
+            &RequestSizeLimitFactory,
+            serde_json::json!({"max_bytes": "1 parsec"}),
+        );
         assert_eq!(err.path.to_string(), "max_bytes");
         assert!(err.message.contains("unknown unit"), "{}", err.message);
-        let err = build_error(&RequestSizeLimitFactory, serde_json::json!({"max_bytes": -1}));
+        let err = build_error(
+            &RequestSizeLimitFactory,
+            serde_json::json!({"max_bytes": -1}),
+        );
         assert_eq!(err.path.to_string(), "max_bytes");
         let err = build_error(&RequestSizeLimitFactory, serde_json::json!({}));
         assert!(err.message.contains("max_bytes"), "{}", err.message);

@@ -18,9 +18,9 @@ impl ByteSize {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let number: u64 = number
-            .parse()
-            .map_err(|_| format!("{text:?} is not a size such as 1048576, \"512KiB\" or \"10MB\""))?;
+        let number: u64 = number.parse().map_err(|_| {
+            format!("{text:?} is not a size such as 1048576, \"512KiB\" or \"10MB\"")
+        })?;
         let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" => 1000,
@@ -89,7 +89,14 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        for text in ["", "MiB", "1.5MiB", "-1", "10 parsecs", "99999999999999999999GiB"] {
+        for text in [
+            "",
+            "MiB",
+            "1.5MiB",
+            "-1",
+            "10 parsecs",
+            "99999999999999999999GiB",
+        ] {
             assert!(ByteSize::parse(text).is_err(), "{text}");
         }
         assert!(serde_json::from_str::<ByteSize>("-5").is_err());

@@ -47,7 +47,9 @@ impl PolicyFactory for ResponseHeadersFactory {
     }
 
     fn build(&self, config: &serde_json::Value) -> Result<Arc<dyn Policy>, PolicyConfigError> {
-        Ok(Arc::new(ResponseHeaders::new(&parse_policy_config(config)?)?))
+        Ok(Arc::new(ResponseHeaders::new(&parse_policy_config(
+            config,
+        )?)?))
     }
 }
 

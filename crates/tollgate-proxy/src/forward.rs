@@ -1,0 +1,202 @@
+//! Forwarding to an upstream target, and the body phase.
+
+use std::error::Error as _;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, request, response};
+use http_body_util::BodyExt;
+use tollgate_model::{HostPolicy, Protocol};
+use tollgate_plugin_api::{BodyError, GatewayError, ProxyBody, RequestCtx};
+use tollgate_runtime::{Chain, CompiledRoute, CompiledService};
+use tollgate_upstream::UpstreamPool;
+
+use crate::conn::ConnInfo;
+use crate::error::errors;
+use crate::headers::{is_trusted, set_forwarded, strip_hop_by_hop};
+use crate::metrics::{Name, ServiceLabels};
+use crate::response_body::LogState;
+
+/// Largest response body the body phase buffers.
+const BODY_PHASE_LIMIT: usize = 8 * 1024 * 1024;
+
+pub(crate) struct Forward<'a> {
+    pub(crate) pool: &'a UpstreamPool,
+    pub(crate) service: &'a CompiledService,
+    pub(crate) route: &'a CompiledRoute,
+    pub(crate) route_index: Option<usize>,
+    pub(crate) cx: &'a mut RequestCtx,
+    pub(crate) parts: &'a mut request::Parts,
+    pub(crate) body: ProxyBody,
+    pub(crate) conn: &'a ConnInfo,
+    pub(crate) log: &'a mut LogState,
+}
+
+pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, GatewayError> {
+    let Forward {
+        pool,
+        service,
+        route,
+        route_index,
+        cx,
+        parts,
+        body,
+        conn,
+        log,
+    } = f;
+    let Some((target_index, target)) = pool.select_indexed() else {
+        return Err(errors::no_target());
+    };
+    log.target = route_index.map(|_| (route.service, target_index));
+
+    let upgrade = is_upgrade(parts);
+    let client_upgrade = if upgrade {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
+    let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+
+    let mut headers = std::mem::take(&mut parts.headers);
+    strip_hop_by_hop(&mut headers, upgrade && client_upgrade.is_some());
+    headers.remove(header::EXPECT);
+    let trusted = is_trusted(conn.peer.ip(), &log.snapshot.server.trusted_proxies);
+    set_forwarded(&mut headers, conn.peer.ip(), trusted, conn.tls, client_host.as_ref());
+    match route.host_header {
+        HostPolicy::Pass => {
+            if let Some(h) = client_host {
+                headers.insert(header::HOST, h);
+            }
+        }
+        HostPolicy::Upstream => {
+            headers.insert(header::HOST, target.host_header.clone());
+        }
+    }
+    headers.insert(
+        log.snapshot.server.request_id_header.clone(),
+        cx.request_id.clone(),
+    );
+
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", PathAndQuery::as_str);
+    let pq = if target.base_path.is_empty() {
+        PathAndQuery::try_from(path_and_query)
+    } else {
+        PathAndQuery::try_from(format!("{}{}", target.base_path, path_and_query))
+    }
+    .map_err(|_| errors::bad_request("the upstream path is not a valid URI"))?;
+    let uri = Uri::builder()
+        .scheme(target.scheme.clone())
+        .authority(target.authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|e| GatewayError::internal(format!("cannot build upstream URI: {e}")))?;
+
+    let mut upstream_req = Request::new(body);
+    *upstream_req.method_mut() = parts.method.clone();
+    *upstream_req.uri_mut() = uri;
+    *upstream_req.version_mut() = match pool.settings().protocol {
+        Protocol::Http1 => Version::HTTP_11,
+        Protocol::Http2 => Version::HTTP_2,
+    };
+    *upstream_req.headers_mut() = headers;
+
+    let started = Instant::now();
+    let sent = pool.client(conn.worker).request(upstream_req);
+    let result = tokio::time::timeout(service.response_timeout, sent).await;
+    let elapsed = started.elapsed();
+    log.upstream_ms = Some(elapsed.as_secs_f64() * 1000.0);
+    log.shared
+        .metrics
+        .upstream_duration
+        .get_or_create(&ServiceLabels {
+            service: Name(route.info.service.clone()),
+        })
+        .observe(elapsed.as_secs_f64());
+    let mut response = match result {
+        Err(_) => return Err(errors::upstream_timeout()),
+        Ok(Err(e)) => return Err(client_error(&e, cx)),
+        Ok(Ok(r)) => r,
+    };
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client) = client_upgrade {
+            let upstream = hyper::upgrade::on(&mut response);
+            crate::upgrade::tunnel(client, upstream);
+            let (parts, _) = response.into_parts();
+            return Ok(Response::from_parts(parts, ProxyBody::Empty));
+        }
+        return Err(errors::upstream_failed(
+            "the upstream switched protocols without being asked to".into(),
+        ));
+    }
+    let (mut rparts, rbody) = response.into_parts();
+    strip_hop_by_hop(&mut rparts.headers, false);
+    Ok(Response::from_parts(rparts, ProxyBody::incoming(rbody)))
+}
+
+/// Whether the client asks for a protocol upgrade (HTTP/1.1 `Connection: upgrade`).
+fn is_upgrade(parts: &request::Parts) -> bool {
+    parts.version == Version::HTTP_11
+        && parts.headers.contains_key(header::UPGRADE)
+        && parts
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Maps a client failure to the right answer: our own body limit is the client's fault (413),
+/// a failed connect is 502 `upstream_unreachable`, anything else 502 `upstream_error`.
+fn client_error(e: &hyper_util::client::legacy::Error, cx: &RequestCtx) -> GatewayError {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(BodyError::TooLarge { limit }) = s.downcast_ref::<BodyError>() {
+            return errors::body_too_large(*limit);
+        }
+        source = s.source();
+    }
+    let detail = e
+        .source()
+        .map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
+    tracing::debug!(request_id = ?cx.request_id, error = %detail, "upstream request failed");
+    if e.is_connect() {
+        errors::unreachable(format!("cannot connect to the upstream: {detail}"))
+    } else {
+        errors::upstream_failed(format!("the upstream request failed: {detail}"))
+    }
+}
+
+/// Runs the body phase: buffers the response body (bounded) and lets each policy transform it.
+pub(crate) async fn transform_body(
+    chain: &Chain,
+    cx: &mut RequestCtx,
+    parts: &mut response::Parts,
+    body: ProxyBody,
+) -> Result<ProxyBody, GatewayError> {
+    let collected = http_body_util::Limited::new(body, BODY_PHASE_LIMIT)
+        .collect()
+        .await
+        .map_err(|_| {
+            errors::upstream_failed("the response body is too large to transform".into())
+        })?;
+    let mut bytes: Bytes = collected.to_bytes();
+    for policy in &chain.body {
+        bytes = policy.body(cx, parts, bytes)?;
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    Ok(ProxyBody::full(bytes))
+}

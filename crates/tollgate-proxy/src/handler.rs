@@ -1,0 +1,282 @@
+//! The request pipeline: normalize, route, access, upstream, forward, response, log.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use http::{HeaderValue, Request, Response, header, request};
+use hyper::body::Incoming;
+use tollgate_plugin_api::{GatewayError, Hook, Outcome, ProxyBody, RequestCtx};
+use tollgate_runtime::{Backend, Chain, Match, RequestView, Snapshot};
+
+use crate::conn::ConnInfo;
+use crate::error::{error_response, errors};
+use crate::headers::client_ip;
+use crate::normalize::{self, normalize_path};
+use crate::request_id::request_id;
+use crate::response_body::{BytesIn, LogState, ResponseBody};
+use crate::server::Shared;
+
+/// Serves one request. Never fails: every error becomes a response here.
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let snapshot = shared.snapshots.load();
+    conn.activity.begin();
+    let (mut parts, body) = req.into_parts();
+    let server = &snapshot.server;
+    let id = request_id(
+        &parts.headers,
+        &server.request_id_header,
+        server.trust_request_id,
+    );
+    let mut cx = RequestCtx::new(id, conn.peer, conn.tls);
+    cx.client_addr = client_ip(conn.peer.ip(), &parts.headers, &server.trusted_proxies);
+
+    let logging = shared.access_log.enabled();
+    let mut log = Box::new(LogState {
+        shared: shared.clone(),
+        snapshot: snapshot.clone(),
+        activity: conn.activity.clone(),
+        cx: RequestCtx::new(HeaderValue::from_static(""), conn.peer, conn.tls),
+        method: parts.method.clone(),
+        host: if logging {
+            host_of(&parts).unwrap_or("").to_owned()
+        } else {
+            String::new()
+        },
+        path: String::new(),
+        route: None,
+        target: None,
+        status: http::StatusCode::OK,
+        bytes_in: BytesIn::Known(0),
+        upstream_ms: None,
+        error: None,
+    });
+
+    let result = pipeline(&snapshot, &mut cx, &mut parts, body, &conn, &mut log).await;
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            log.error = Some(e.code);
+            error_response(&e, &cx.request_id)
+        }
+    };
+
+    let chain: &Chain = log
+        .route
+        .and_then(|r| snapshot.routes.get(r))
+        .map_or(&snapshot.fallback_chain, |r| &r.chain);
+    let (mut rparts, mut rbody) = response.into_parts();
+    for policy in &chain.response {
+        policy.response(&mut cx, &mut rparts);
+    }
+    if !chain.body.is_empty() {
+        rbody = match crate::forward::transform_body(chain, &mut cx, &mut rparts, rbody).await {
+            Ok(b) => b,
+            Err(e) => {
+                log.error = Some(e.code);
+                let (p, b) = error_response(&e, &cx.request_id).into_parts();
+                rparts = p;
+                b
+            }
+        };
+    }
+    rparts
+        .headers
+        .insert(server.request_id_header.clone(), cx.request_id.clone());
+    if logging && log.path.is_empty() {
+        log.path = parts.uri.path().to_owned();
+    }
+    log.status = rparts.status;
+    log.cx = cx;
+    Ok(Response::from_parts(rparts, ResponseBody::new(rbody, log)))
+}
+
+async fn pipeline(
+    snapshot: &Arc<Snapshot>,
+    cx: &mut RequestCtx,
+    parts: &mut request::Parts,
+    body: Incoming,
+    conn: &ConnInfo,
+    log: &mut LogState,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let server = &snapshot.server;
+    check_head(parts, server.limits.max_headers, server.limits.max_header_bytes)?;
+
+    let norm = &server.path_normalization;
+    let options = normalize::Options {
+        remove_dot_segments: norm.remove_dot_segments,
+        decode_unreserved: norm.decode_unreserved,
+        merge_slashes: norm.merge_slashes,
+        escaped_slashes: match norm.escaped_slashes {
+            tollgate_model::EscapedSlashes::Keep => normalize::EscapedSlashes::Keep,
+            tollgate_model::EscapedSlashes::Reject => normalize::EscapedSlashes::Reject,
+            tollgate_model::EscapedSlashes::Unescape => normalize::EscapedSlashes::Unescape,
+        },
+    };
+    if parts.method == http::Method::CONNECT {
+        return Err(errors::bad_request("CONNECT is not supported"));
+    }
+    let raw_path = parts.uri.path();
+    let path: Cow<'_, str> =
+        normalize_path(raw_path, &options).map_err(|e| errors::bad_path(e.to_string()))?;
+    let path = path.into_owned();
+    if !log.host.is_empty() || log.shared.access_log.enabled() {
+        log.path.clone_from(&path);
+    }
+
+    let query = parts.uri.query();
+    let found: Option<Match> = snapshot.router.find(&RequestView {
+        host: host_of(parts),
+        method: &parts.method,
+        path: &path,
+        query,
+        headers: &parts.headers,
+    });
+    // A CORS preflight is routed as the request it announces, so a route limited to GET
+    // still sees (and its `cors` policy answers) the OPTIONS preflight for it.
+    let found = found.or_else(|| {
+        let announced = preflight_method(parts)?;
+        snapshot.router.find(&RequestView {
+            host: host_of(parts),
+            method: &announced,
+            path: &path,
+            query,
+            headers: &parts.headers,
+        })
+    });
+    let Some(found) = found else {
+        return Err(errors::not_found());
+    };
+    let route = &snapshot.routes[found.route];
+    log.route = Some(found.route);
+    cx.route = Some(route.info.clone());
+
+    // The path the upstream receives: what was matched, rewritten if the route says so.
+    let upstream_path = match &route.rewrite {
+        Some(rw) => rw.apply(&path, &found),
+        None => path,
+    };
+    cx.params = found.params;
+    let path_and_query = match query {
+        Some(q) => format!("{upstream_path}?{q}"),
+        None => upstream_path,
+    };
+    parts.uri = http::Uri::try_from(path_and_query)
+        .map_err(|_| errors::bad_request("the rewritten path is not a valid URI"))?;
+
+    for policy in &route.chain.access {
+        let outcome = match policy.access(cx, parts) {
+            Hook::Ready(o) => o,
+            Hook::Pending(f) => f.await,
+        };
+        match outcome {
+            Outcome::Continue => {}
+            Outcome::Respond(r) => return Ok(r),
+            Outcome::Reject(e) => return Err(e),
+        }
+    }
+
+    if let Some(expect) = parts.headers.get(header::EXPECT)
+        && !expect.as_bytes().eq_ignore_ascii_case(b"100-continue")
+    {
+        return Err(GatewayError::downstream(
+            http::StatusCode::EXPECTATION_FAILED,
+            "expectation_failed",
+            "only Expect: 100-continue is supported",
+        ));
+    }
+    let content_length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = cx.body_limit.unwrap_or(u64::MAX);
+    if let Some(len) = content_length {
+        if len > limit {
+            return Err(errors::body_too_large(limit));
+        }
+        log.bytes_in = BytesIn::Known(len);
+    }
+    let body = if content_length.is_some() || !log.shared.access_log.enabled() {
+        ProxyBody::limited(body, limit)
+    } else {
+        let counter = Arc::new(AtomicU64::new(0));
+        log.bytes_in = BytesIn::Counted(counter.clone());
+        ProxyBody::counted(body, limit, counter)
+    };
+
+    let service = &snapshot.services[route.service];
+    match &service.backend {
+        Backend::Mock(mock) => crate::echo::mock_response(mock, cx, parts, body).await,
+        Backend::Pool(pool) => {
+            for policy in &route.chain.upstream {
+                match policy.upstream(cx, parts) {
+                    Outcome::Continue => {}
+                    Outcome::Respond(r) => return Ok(r),
+                    Outcome::Reject(e) => return Err(e),
+                }
+            }
+            crate::forward::forward(crate::forward::Forward {
+                pool,
+                service,
+                route,
+                route_index: log.route,
+                cx,
+                parts,
+                body,
+                conn,
+                log,
+            })
+            .await
+        }
+    }
+}
+
+/// The method a CORS preflight announces, if this is one.
+fn preflight_method(parts: &request::Parts) -> Option<http::Method> {
+    if parts.method != http::Method::OPTIONS || !parts.headers.contains_key(header::ORIGIN) {
+        return None;
+    }
+    let announced = parts
+        .headers
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)?
+        .as_bytes();
+    http::Method::from_bytes(announced).ok()
+}
+
+/// The request's host without port, from `Host` (HTTP/1) or the URI authority (HTTP/2).
+pub(crate) fn host_of(parts: &request::Parts) -> Option<&str> {
+    let raw = match parts.uri.authority() {
+        Some(a) => a.as_str(),
+        None => parts.headers.get(header::HOST)?.to_str().ok()?,
+    };
+    let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
+    if let Some(v6) = raw.strip_prefix('[') {
+        return v6.split_once(']').map(|(h, _)| h);
+    }
+    Some(raw.split_once(':').map_or(raw, |(h, _)| h))
+}
+
+/// Enforces header count and size (HTTP/2 has no parser-level count limit).
+fn check_head(
+    parts: &request::Parts,
+    max_headers: usize,
+    max_bytes: usize,
+) -> Result<(), GatewayError> {
+    if parts.headers.len() > max_headers {
+        return Err(errors::headers_too_large("too many request headers"));
+    }
+    let mut size = parts.uri.path_and_query().map_or(1, |p| p.as_str().len()) + 16;
+    for (name, value) in &parts.headers {
+        size += name.as_str().len() + value.len() + 4;
+    }
+    if size > max_bytes {
+        return Err(errors::headers_too_large("request headers are too large"));
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Request ids: accepted from the client when well-formed (and trusted), generated otherwise.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// The id for this request.
+pub(crate) fn request_id(headers: &HeaderMap, name: &HeaderName, trust: bool) -> HeaderValue {
+    if trust
+        && let Some(v) = headers.get(name)
+        && valid(v.as_bytes())
+    {
+        return v.clone();
+    }
+    generate()
+}
+
+fn valid(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// A random 128-bit id as 32 lowercase hex digits.
+pub(crate) fn generate() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut n: u128 = rand::random();
+    let mut out = [0u8; 32];
+    for b in out.iter_mut().rev() {
+        *b = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    // 32 hex digits are always a valid header value.
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_valid_and_replaces_invalid() {
+        let name = HeaderName::from_static("x-request-id");
+        let mut h = HeaderMap::new();
+        h.insert(&name, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h, &name, true), "abc-123");
+        assert_ne!(request_id(&h, &name, false), "abc-123");
+        h.insert(&name, HeaderValue::from_str(&"x".repeat(200)).unwrap());
+        assert_eq!(request_id(&h, &name, true).len(), 32);
+        assert_ne!(generate(), generate());
+    }
+}

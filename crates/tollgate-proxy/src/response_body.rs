@@ -1,0 +1,193 @@
+//! The response body handed to hyper: streams the inner body, counts bytes, and runs the log
+//! phase (access log, metrics, `log` hooks) exactly once — when the body ends, fails, or is
+//! dropped because the client went away.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use tollgate_plugin_api::{BodyError, ProxyBody, RequestCtx};
+use tollgate_runtime::Snapshot;
+
+use crate::access_log::AccessRecord;
+use crate::conn::Activity;
+use crate::metrics::{Name, ProxyMetrics, RequestLabels, RouteLabels};
+use crate::server::Shared;
+
+/// What the log phase needs once the response is over.
+pub(crate) struct LogState {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) snapshot: Arc<Snapshot>,
+    pub(crate) activity: Arc<Activity>,
+    pub(crate) cx: RequestCtx,
+    pub(crate) method: Method,
+    pub(crate) host: String,
+    pub(crate) path: String,
+    pub(crate) route: Option<usize>,
+    /// `(service index, target index)`.
+    pub(crate) target: Option<(usize, usize)>,
+    pub(crate) status: StatusCode,
+    pub(crate) bytes_in: BytesIn,
+    pub(crate) upstream_ms: Option<f64>,
+    pub(crate) error: Option<&'static str>,
+}
+
+/// How many request body bytes were read.
+pub(crate) enum BytesIn {
+    Known(u64),
+    Counted(Arc<AtomicU64>),
+}
+
+impl BytesIn {
+    fn get(&self) -> u64 {
+        match self {
+            Self::Known(n) => *n,
+            Self::Counted(c) => c.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl LogState {
+    fn finish(self: Box<Self>, bytes_out: u64, aborted: bool) {
+        let state = *self;
+        let elapsed = state.cx.started.elapsed();
+        let route = state.route.and_then(|r| state.snapshot.routes.get(r));
+        let (route_name, service_name) = match route {
+            Some(r) => (r.info.route.clone(), r.info.service.clone()),
+            None => (state.shared.empty.clone(), state.shared.empty.clone()),
+        };
+        let metrics: &ProxyMetrics = &state.shared.metrics;
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route: Name(route_name.clone()),
+                service: Name(service_name.clone()),
+                status_class: ProxyMetrics::status_class(state.status.as_u16()),
+            })
+            .inc();
+        metrics
+            .duration
+            .get_or_create(&RouteLabels {
+                route: Name(route_name),
+                service: Name(service_name),
+            })
+            .observe(elapsed.as_secs_f64());
+
+        if state.shared.access_log.enabled() {
+            let target = state.target.and_then(|(s, t)| {
+                match &state.snapshot.services.get(s)?.backend {
+                    tollgate_runtime::Backend::Pool(p) => p.targets().get(t).map(|t| t.url.as_str()),
+                    tollgate_runtime::Backend::Mock(_) => None,
+                }
+            });
+            let record = AccessRecord {
+                time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                request_id: state.cx.request_id.to_str().unwrap_or(""),
+                client_ip: state.cx.client_addr.to_string(),
+                method: state.method.as_str(),
+                host: &state.host,
+                path: &state.path,
+                route: route.map(|r| &*r.info.route),
+                api: route.map(|r| &*r.info.api),
+                service: route.map(|r| &*r.info.service),
+                target,
+                status: state.status.as_u16(),
+                bytes_in: state.bytes_in.get(),
+                bytes_out,
+                duration_ms: elapsed.as_secs_f64() * 1000.0,
+                upstream_ms: state.upstream_ms,
+                error: if aborted {
+                    Some("response_aborted")
+                } else {
+                    state.error
+                },
+            };
+            if !state.shared.access_log.write(&record) {
+                metrics.access_log_dropped.inc();
+            }
+        }
+        let chain = route.map_or(&state.snapshot.fallback_chain, |r| &r.chain);
+        for policy in &chain.log {
+            policy.log(&state.cx, state.status);
+        }
+        state.activity.end();
+    }
+}
+
+/// A response body that reports to the log phase when it is over.
+pub(crate) struct ResponseBody {
+    inner: ProxyBody,
+    bytes: u64,
+    expected: Option<u64>,
+    log: Option<Box<LogState>>,
+}
+
+impl ResponseBody {
+    pub(crate) fn new(inner: ProxyBody, log: Box<LogState>) -> Self {
+        let expected = inner.size_hint().exact();
+        let mut body = Self {
+            inner,
+            bytes: 0,
+            expected,
+            log: Some(log),
+        };
+        if body.inner.is_end_stream() {
+            // hyper may never poll an empty body; log now.
+            body.finish(false);
+        }
+        body
+    }
+
+    fn finish(&mut self, aborted: bool) {
+        if let Some(log) = self.log.take() {
+            log.finish(self.bytes, aborted);
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.finish(false);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.finish(true),
+            Poll::Ready(None) => this.finish(false),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // hyper may stop polling once a body of known length is written.
+        let complete = self.expected.is_some_and(|e| self.bytes >= e);
+        self.finish(!complete);
+    }
+}

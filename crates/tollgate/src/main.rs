@@ -1,0 +1,72 @@
+//! The `tollgate` binary: command line, wiring of the crates, signals, reload and shutdown.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 invalid usage or invalid configuration.
+
+mod load;
+mod logging;
+mod reload;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Tollgate, an API gateway.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run(run::RunArgs),
+    /// Check a configuration file and exit: 0 valid, 2 invalid (errors on stderr).
+    Validate {
+        /// Configuration file (YAML or JSON).
+        #[arg(short, long, env = "TOLLGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Version => {
+            println!("tollgate {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Validate { config } => match load::read_config(&config) {
+            Ok(loaded) => {
+                let registry = tollgate_plugins::registry();
+                match load::compile(&loaded, &registry, None, 1, 0) {
+                    Ok(_) => {
+                        println!("{}: configuration is valid", config.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ExitCode::from(2)
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run(args) => run::run(args),
+    }
+}

@@ -1,0 +1,170 @@
+//! Hot reload: on SIGHUP or a change of the configuration file, read, validate and compile the
+//! new configuration off the request path and publish it atomically; an invalid one is logged
+//! with its precise errors and the running snapshot keeps serving.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tollgate_model::Listen;
+use tollgate_plugin_api::Registry as Plugins;
+use tollgate_runtime::SnapshotHandle;
+
+use crate::load;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+/// Reload metrics.
+pub(crate) struct ReloadMetrics {
+    reloads: Family<ResultLabel, Counter>,
+    revision: Gauge<i64, AtomicI64Wrapper>,
+    last_ok: Gauge,
+}
+
+type AtomicI64Wrapper = std::sync::atomic::AtomicI64;
+
+impl ReloadMetrics {
+    pub(crate) fn new(registry: &mut Registry) -> Self {
+        let m = Self {
+            reloads: Family::default(),
+            revision: Gauge::default(),
+            last_ok: Gauge::default(),
+        };
+        registry.register(
+            "tollgate_config_reloads",
+            "Configuration reload attempts by result",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "tollgate_config_revision",
+            "Revision of the configuration snapshot being served",
+            m.revision.clone(),
+        );
+        registry.register(
+            "tollgate_config_last_reload_success",
+            "1 if the last reload attempt succeeded, 0 if it was rejected",
+            m.last_ok.clone(),
+        );
+        m.last_ok.set(1);
+        m
+    }
+
+    pub(crate) fn published(&self, revision: u64) {
+        self.revision.set(i64::try_from(revision).unwrap_or(i64::MAX));
+    }
+}
+
+/// Everything a reload needs.
+pub(crate) struct Reloader {
+    pub(crate) path: PathBuf,
+    pub(crate) plugins: Plugins,
+    pub(crate) handle: SnapshotHandle,
+    pub(crate) workers: usize,
+    pub(crate) listen: Listen,
+    pub(crate) metrics: ReloadMetrics,
+}
+
+static REVISION: AtomicU64 = AtomicU64::new(1);
+
+impl Reloader {
+    /// Reloads on SIGHUP and (with `watch`) on file changes, until SIGTERM or SIGINT.
+    pub(crate) async fn run_until_shutdown(self, watch: bool) {
+        let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        let (tx, mut changes) = mpsc::channel::<()>(64);
+        let _watcher = if watch { self.watch(tx) } else { None };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => self.reload("SIGHUP").await,
+                Some(()) = changes.recv() => {
+                    // Editors write in several steps: wait for the burst to end.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    while changes.try_recv().is_ok() {}
+                    self.reload("file change").await;
+                }
+                _ = term.recv() => return,
+                _ = int.recv() => return,
+            }
+        }
+    }
+
+    fn watch(&self, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+        let file = self.path.file_name()?.to_owned();
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event
+                && (event.kind.is_modify() || event.kind.is_create())
+                && event.paths.iter().any(|p| p.file_name() == Some(file.as_os_str()))
+            {
+                let _ = tx.try_send(());
+            }
+        })
+        .map_err(|e| tracing::warn!(error = %e, "cannot watch the configuration file; reload with SIGHUP"))
+        .ok()?;
+        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the configuration directory; reload with SIGHUP");
+            return None;
+        }
+        Some(watcher)
+    }
+
+    async fn reload(&self, cause: &'static str) {
+        let path = self.path.clone();
+        let plugins = self.plugins.clone();
+        let previous = self.handle.load();
+        let workers = self.workers;
+        let revision = REVISION.load(Ordering::Relaxed) + 1;
+        let compiled = tokio::task::spawn_blocking(move || {
+            let loaded = load::read_config(&path)?;
+            let snapshot = load::compile(&loaded, &plugins, Some(&previous), workers, revision)?;
+            Ok::<_, load::LoadError>((loaded.config, snapshot))
+        })
+        .await;
+        match compiled {
+            Ok(Ok((config, snapshot))) => {
+                if config.listen != self.listen {
+                    tracing::warn!("`listen` changed: listeners change only on restart; keeping the current ones");
+                }
+                if snapshot.tls.is_some() != self.handle.load().tls.is_some() {
+                    tracing::warn!("TLS was switched on or off: the TLS listener changes only on restart");
+                }
+                REVISION.store(revision, Ordering::Relaxed);
+                self.handle.publish(snapshot);
+                self.metrics.published(revision);
+                self.metrics.last_ok.set(1);
+                self.metrics.reloads.get_or_create(&ResultLabel { result: "success" }).inc();
+                tracing::info!(cause, revision, "configuration reloaded");
+            }
+            Ok(Err(e)) => {
+                self.metrics.last_ok.set(0);
+                self.metrics.reloads.get_or_create(&ResultLabel { result: "failure" }).inc();
+                tracing::error!(cause, "configuration rejected, still serving the previous one:\n{e}");
+            }
+            Err(e) => {
+                self.metrics.last_ok.set(0);
+                self.metrics.reloads.get_or_create(&ResultLabel { result: "failure" }).inc();
+                tracing::error!(cause, error = %e, "configuration reload failed");
+            }
+        }
+    }
+}

@@ -120,4 +120,3 @@ pub enum HostPolicy {
     /// The target's host and port.
     Upstream,
 }
-

@@ -4,7 +4,9 @@ use std::borrow::Cow;
 
 /// A reference to an environment variable that is not set and has no default.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: environment variable {name} is not set (write ${{{name}:-default}} to give a default)")]
+#[error(
+    "line {line}: environment variable {name} is not set (write ${{{name}:-default}} to give a default)"
+)]
 pub struct EnvError {
     /// Variable name.
     pub name: String,
@@ -84,7 +86,10 @@ mod tests {
     fn substitutes_values_and_defaults() {
         let out = substitute_env("a: ${PORT}\nb: ${HOST:-localhost}\nc: $$ $x ${}", env).unwrap();
         assert_eq!(out, "a: 9000\nb: localhost\nc: $ $x ${}");
-        assert!(matches!(substitute_env("plain", env).unwrap(), Cow::Borrowed(_)));
+        assert!(matches!(
+            substitute_env("plain", env).unwrap(),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -33,6 +33,6 @@ pub use policy::PolicySpec;
 pub use server::{
     AccessLog, EscapedSlashes, Limits, PathNormalization, RequestIdConfig, ServerConfig, Timeouts,
 };
-pub use service::{MockBackend, Pool, Protocol, Service, Target, UpstreamTls, UpstreamTimeouts};
+pub use service::{MockBackend, Pool, Protocol, Service, Target, UpstreamTimeouts, UpstreamTls};
 pub use tls::{Certificate, TlsConfig, TlsVersion};
 pub use validate::{TargetUrl, validate};

@@ -157,8 +157,8 @@ apis:
 
     #[test]
     fn json_errors_have_locations() {
-        let err = parse_config("{\"services\": [{\"nam\": 1}]}", Format::Json, "t.json")
-            .unwrap_err();
+        let err =
+            parse_config("{\"services\": [{\"nam\": 1}]}", Format::Json, "t.json").unwrap_err();
         assert!(err.to_string().starts_with("t.json:1:"), "{err}");
         assert!(err.to_string().contains("services[0]"), "{err}");
     }

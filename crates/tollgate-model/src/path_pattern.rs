@@ -58,7 +58,9 @@ pub enum PatternError {
         reason: String,
     },
     /// Contains characters a normalized path never has.
-    #[error("path {0:?} contains characters that a normalized request path never has (dot segments, '//', spaces or '%')")]
+    #[error(
+        "path {0:?} contains characters that a normalized request path never has (dot segments, '//', spaces or '%')"
+    )]
     NotNormalized(String),
 }
 
@@ -304,9 +306,7 @@ mod tests {
 
     #[test]
     fn base_path_and_static_prefix() {
-        let p = PathPattern::parse("/users/{id}")
-            .unwrap()
-            .with_base("/v1/");
+        let p = PathPattern::parse("/users/{id}").unwrap().with_base("/v1/");
         assert_eq!(p.to_string(), "/v1/users/{id}");
         assert_eq!(p.static_prefix(), "/v1/users");
         assert_eq!(

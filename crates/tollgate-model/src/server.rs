@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::Duration;
 
 /// Settings that apply to every listener.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Worker threads, each with its own single-threaded runtime and listening socket.
@@ -25,20 +25,6 @@ pub struct ServerConfig {
     pub request_id: RequestIdConfig,
     /// Access log.
     pub access_log: AccessLog,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            workers: 0,
-            timeouts: Timeouts::default(),
-            limits: Limits::default(),
-            trusted_proxies: Vec::new(),
-            path_normalization: PathNormalization::default(),
-            request_id: RequestIdConfig::default(),
-            access_log: AccessLog::default(),
-        }
-    }
 }
 
 /// Client-side timeouts.

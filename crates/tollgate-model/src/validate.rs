@@ -146,8 +146,7 @@ impl Validator {
                 }
             }
         }
-        self.errors
-            .sort_by(|a, b| a.path.to_string().cmp(&b.path.to_string()));
+        self.errors.sort_by_key(|e| e.path.to_string());
     }
 
     fn route(
@@ -290,18 +289,12 @@ impl Validator {
             self.err(at.key("name"), "must not be empty");
         }
         if set.iter().filter(|x| **x).count() != 1 {
-            self.err(
-                at.clone(),
-                "set exactly one of `value`, `regex`, `present`",
-            );
+            self.err(at.clone(), "set exactly one of `value`, `regex`, `present`");
         }
         if let Some(re) = regex
             && let Err(e) = regex::Regex::new(re)
         {
-            self.err(
-                at.key("regex"),
-                format!("invalid regular expression: {e}"),
-            );
+            self.err(at.key("regex"), format!("invalid regular expression: {e}"));
         }
     }
 
@@ -498,11 +491,20 @@ mod tests {
 
     #[test]
     fn bad_target_urls() {
-        for url in ["ftp://x", "http://", "http://h:0", "http://h:99999", "http://h/a/../b"] {
+        for url in [
+            "ftp://x",
+            "http://",
+            "http://h:0",
+            "http://h:99999",
+            "http://h/a/../b",
+        ] {
             assert!(TargetUrl::parse(url).is_err(), "{url}");
         }
         let t = TargetUrl::parse("https://[::1]/base/").unwrap();
-        assert_eq!((t.tls, t.host.as_str(), t.port, t.base_path.as_str()), (true, "::1", 443, "/base"));
+        assert_eq!(
+            (t.tls, t.host.as_str(), t.port, t.base_path.as_str()),
+            (true, "::1", 443, "/base")
+        );
     }
 
     #[test]

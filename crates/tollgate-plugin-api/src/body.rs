@@ -133,27 +133,23 @@ impl Body for ProxyBody {
                 limit,
                 seen,
                 counter,
-            } => {
-                match Pin::new(body).poll_frame(cx) {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        if let Some(data) = frame.data_ref() {
-                            *seen = seen.saturating_add(data.len() as u64);
-                            if let Some(c) = counter {
-                                c.store(*seen, std::sync::atomic::Ordering::Relaxed);
-                            }
-                            if *seen > *limit {
-                                return Poll::Ready(Some(Err(BodyError::TooLarge {
-                                    limit: *limit,
-                                })));
-                            }
+            } => match Pin::new(body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        *seen = seen.saturating_add(data.len() as u64);
+                        if let Some(c) = counter {
+                            c.store(*seen, std::sync::atomic::Ordering::Relaxed);
                         }
-                        Poll::Ready(Some(Ok(frame)))
+                        if *seen > *limit {
+                            return Poll::Ready(Some(Err(BodyError::TooLarge { limit: *limit })));
+                        }
                     }
-                    Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Hyper(e)))),
-                    Poll::Ready(None) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Some(Ok(frame)))
                 }
-            }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Hyper(e)))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
             Self::Boxed(body) => Pin::new(body).poll_frame(cx),
         }
     }

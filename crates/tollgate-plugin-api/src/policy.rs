@@ -52,11 +52,7 @@ pub trait Policy: Send + Sync + 'static {
     /// Access phase: called after routing, before anything is sent upstream, in priority order.
     /// `req` is the request head as received (path normalized). Returning anything but
     /// `Continue` ends the access phase and answers the client.
-    fn access<'a>(
-        &'a self,
-        _cx: &'a mut RequestCtx,
-        _req: &'a mut request::Parts,
-    ) -> Hook<'a> {
+    fn access<'a>(&'a self, _cx: &'a mut RequestCtx, _req: &'a mut request::Parts) -> Hook<'a> {
         Hook::Ready(Outcome::Continue)
     }
 

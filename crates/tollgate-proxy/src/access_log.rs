@@ -66,7 +66,11 @@ impl AccessLogSink {
                             break;
                         }
                     }
-                    if writer.write_all(&buf).and_then(|()| writer.flush()).is_err() {
+                    if writer
+                        .write_all(&buf)
+                        .and_then(|()| writer.flush())
+                        .is_err()
+                    {
                         // Nowhere to report a failing log output but stderr.
                         eprintln!("tollgate: access log write failed");
                     }

@@ -104,9 +104,8 @@ pub(crate) async fn serve(
         activity: activity.clone(),
     });
     let svc_shared = shared.clone();
-    let service = service_fn(move |req| {
-        crate::handler::handle(req, svc_shared.clone(), info.clone())
-    });
+    let service =
+        service_fn(move |req| crate::handler::handle(req, svc_shared.clone(), info.clone()));
 
     if tls {
         let Some(tls_settings) = snapshot.tls.as_ref() else {
@@ -120,13 +119,31 @@ pub(crate) async fn serve(
         .await;
         drop(snapshot);
         match handshake {
-            Ok(Ok(io)) => drive(builder, TokioIo::new(io), service, activity, idle, &mut shutdown).await,
+            Ok(Ok(io)) => {
+                drive(
+                    builder,
+                    TokioIo::new(io),
+                    service,
+                    activity,
+                    idle,
+                    &mut shutdown,
+                )
+                .await
+            }
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
     } else {
         drop(snapshot);
-        drive(builder, TokioIo::new(stream), service, activity, idle, &mut shutdown).await;
+        drive(
+            builder,
+            TokioIo::new(stream),
+            service,
+            activity,
+            idle,
+            &mut shutdown,
+        )
+        .await;
     }
 }
 

@@ -67,7 +67,13 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     strip_hop_by_hop(&mut headers, upgrade && client_upgrade.is_some());
     headers.remove(header::EXPECT);
     let trusted = is_trusted(conn.peer.ip(), &log.snapshot.server.trusted_proxies);
-    set_forwarded(&mut headers, conn.peer.ip(), trusted, conn.tls, client_host.as_ref());
+    set_forwarded(
+        &mut headers,
+        conn.peer.ip(),
+        trusted,
+        conn.tls,
+        client_host.as_ref(),
+    );
     match route.host_header {
         HostPolicy::Pass => {
             if let Some(h) = client_host {
@@ -83,10 +89,7 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
         cx.request_id.clone(),
     );
 
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", PathAndQuery::as_str);
+    let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
     let pq = if target.base_path.is_empty() {
         PathAndQuery::try_from(path_and_query)
     } else {

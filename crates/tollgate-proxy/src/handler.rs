@@ -105,7 +105,11 @@ async fn pipeline(
     log: &mut LogState,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let server = &snapshot.server;
-    check_head(parts, server.limits.max_headers, server.limits.max_header_bytes)?;
+    check_head(
+        parts,
+        server.limits.max_headers,
+        server.limits.max_header_bytes,
+    )?;
 
     let norm = &server.path_normalization;
     let options = normalize::Options {

@@ -43,7 +43,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     let te_trailers = headers
         .get(header::TE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
     headers.remove(header::TE);
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -140,7 +143,8 @@ pub(crate) fn set_forwarded(
         }
     }
     if let Some(h) = host.and_then(|h| h.to_str().ok())
-        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
     {
         let _ = write!(element, ";host={h}");
     }
@@ -172,7 +176,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }
@@ -193,7 +200,11 @@ mod tests {
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-kept"]);
 
-        let mut h = map(&[("te", "gzip, trailers"), ("connection", "upgrade"), ("upgrade", "websocket")]);
+        let mut h = map(&[
+            ("te", "gzip, trailers"),
+            ("connection", "upgrade"),
+            ("upgrade", "websocket"),
+        ]);
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h["te"], "trailers");
         assert_eq!(h["upgrade"], "websocket");
@@ -204,11 +215,20 @@ mod tests {
     fn forwarded_headers_from_untrusted_peer_are_replaced() {
         let mut h = map(&[("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=6.6.6.6")]);
         let peer: IpAddr = "10.0.0.9".parse().unwrap();
-        set_forwarded(&mut h, peer, false, true, Some(&HeaderValue::from_static("api.example.com")));
+        set_forwarded(
+            &mut h,
+            peer,
+            false,
+            true,
+            Some(&HeaderValue::from_static("api.example.com")),
+        );
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "api.example.com");
-        assert_eq!(h["forwarded"], "for=10.0.0.9;host=api.example.com;proto=https");
+        assert_eq!(
+            h["forwarded"],
+            "for=10.0.0.9;host=api.example.com;proto=https"
+        );
     }
 
     #[test]
@@ -216,8 +236,14 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let h = map(&[("x-forwarded-for", "1.2.3.4, 10.1.1.1")]);
         let peer: IpAddr = "10.0.0.2".parse().unwrap();
-        assert_eq!(client_ip(peer, &h, &trusted), "1.2.3.4".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip("8.8.8.8".parse().unwrap(), &h, &trusted), "8.8.8.8".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, &h, &trusted),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip("8.8.8.8".parse().unwrap(), &h, &trusted),
+            "8.8.8.8".parse::<IpAddr>().unwrap()
+        );
         let mut h = h;
         set_forwarded(&mut h, peer, true, false, None);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.1.1.1, 10.0.0.2");

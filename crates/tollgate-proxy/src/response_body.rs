@@ -78,12 +78,15 @@ impl LogState {
             .observe(elapsed.as_secs_f64());
 
         if state.shared.access_log.enabled() {
-            let target = state.target.and_then(|(s, t)| {
-                match &state.snapshot.services.get(s)?.backend {
-                    tollgate_runtime::Backend::Pool(p) => p.targets().get(t).map(|t| t.url.as_str()),
-                    tollgate_runtime::Backend::Mock(_) => None,
-                }
-            });
+            let target =
+                state
+                    .target
+                    .and_then(|(s, t)| match &state.snapshot.services.get(s)?.backend {
+                        tollgate_runtime::Backend::Pool(p) => {
+                            p.targets().get(t).map(|t| t.url.as_str())
+                        }
+                        tollgate_runtime::Backend::Mock(_) => None,
+                    });
             let record = AccessRecord {
                 time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
                 request_id: state.cx.request_id.to_str().unwrap_or(""),

@@ -4,9 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::{HeaderName, Method};
-use tollgate_model::{
-    Config, Diagnostic, FieldPath, PathPattern, PolicySpec, Service,
-};
+use tollgate_model::{Config, Diagnostic, FieldPath, PathPattern, PolicySpec, Service};
 use tollgate_plugin_api::{Policy, Registry, RouteInfo};
 use tollgate_upstream::{ClientSettings, Target, UpstreamPool};
 
@@ -156,10 +154,13 @@ pub fn compile(config: &Config, opts: &CompileOptions<'_>) -> Result<Snapshot, V
 
 fn server_settings(config: &Config, errors: &mut Vec<Diagnostic>) -> ServerSettings {
     let s = &config.server;
-    let request_id_header = HeaderName::from_bytes(s.request_id.header.as_bytes())
-        .unwrap_or_else(|_| {
+    let request_id_header =
+        HeaderName::from_bytes(s.request_id.header.as_bytes()).unwrap_or_else(|_| {
             errors.push(Diagnostic::new(
-                FieldPath::root().key("server").key("request_id").key("header"),
+                FieldPath::root()
+                    .key("server")
+                    .key("request_id")
+                    .key("header"),
                 format!("{:?} is not a valid header name", s.request_id.header),
             ));
             HeaderName::from_static("x-request-id")
@@ -215,9 +216,11 @@ fn pool(
 ) -> Result<Arc<UpstreamPool>, Diagnostic> {
     let mut targets = Vec::with_capacity(service.targets.len());
     for (j, t) in service.targets.iter().enumerate() {
-        targets.push(Target::new(&t.url, t.weight).map_err(|e| {
-            Diagnostic::new(at.key("targets").index(j).key("url"), e.to_string())
-        })?);
+        targets.push(
+            Target::new(&t.url, t.weight).map_err(|e| {
+                Diagnostic::new(at.key("targets").index(j).key("url"), e.to_string())
+            })?,
+        );
     }
     let ca_pem = match &service.tls.ca {
         Some(path) => Some(std::fs::read(path).map_err(|e| {
@@ -238,10 +241,7 @@ fn pool(
         insecure_skip_verify: service.tls.insecure_skip_verify,
     };
     if let Some(previous) = opts.previous
-        && let Some(old) = previous
-            .services
-            .iter()
-            .find(|s| *s.name == *service.name)
+        && let Some(old) = previous.services.iter().find(|s| *s.name == *service.name)
         && let Backend::Pool(pool) = &old.backend
         && pool.same_shape(&targets, &settings)
     {
@@ -261,14 +261,19 @@ fn conditions(
     for m in &route.methods {
         match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
             Ok(m) => c.methods.push(m),
-            Err(_) => errors.push(Diagnostic::new(at.key("methods"), format!("{m:?} is not a method"))),
+            Err(_) => errors.push(Diagnostic::new(
+                at.key("methods"),
+                format!("{m:?} is not a method"),
+            )),
         }
     }
     let test = |value: &Option<String>, regex: &Option<String>, present: Option<bool>| {
         if let Some(v) = value {
             Some(ValueTest::Equals(v.clone()))
         } else if let Some(r) = regex {
-            regex::Regex::new(&format!("^(?:{r})$")).ok().map(ValueTest::Regex)
+            regex::Regex::new(&format!("^(?:{r})$"))
+                .ok()
+                .map(ValueTest::Regex)
         } else {
             present.map(ValueTest::Present)
         }
@@ -366,7 +371,7 @@ fn merge(scopes: &[&Vec<Built>]) -> Chain {
             }
         }
     }
-    merged.sort_by(|a, b| b.priority.cmp(&a.priority));
+    merged.sort_by_key(|b| std::cmp::Reverse(b.priority));
     let ordered: Vec<Arc<dyn Policy>> = merged.into_iter().map(|b| b.policy).collect();
     Chain::from_ordered(&ordered)
 }

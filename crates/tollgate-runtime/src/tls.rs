@@ -32,7 +32,10 @@ impl TlsSettings {
                 let name = name.to_ascii_lowercase();
                 match name.strip_prefix("*.") {
                     Some(suffix) => {
-                        resolver.wildcard.entry(suffix.to_owned()).or_insert(key.clone());
+                        resolver
+                            .wildcard
+                            .entry(suffix.to_owned())
+                            .or_insert(key.clone());
                     }
                     None => {
                         resolver.exact.entry(name).or_insert(key.clone());
@@ -77,8 +80,12 @@ fn load_one(
     } else {
         cert.hosts.clone()
     };
-    let certified = CertifiedKey::from_der(chain, key, provider)
-        .map_err(|e| format!("certificate {:?} and key {:?} do not fit: {e}", cert.cert, cert.key))?;
+    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        format!(
+            "certificate {:?} and key {:?} do not fit: {e}",
+            cert.cert, cert.key
+        )
+    })?;
     Ok((certified, names))
 }
 

@@ -51,7 +51,7 @@ fn scale(weights: &[u32]) -> Vec<u32> {
         .iter()
         .copied()
         .filter(|w| *w > 0)
-        .fold(0u32, |a, b| gcd(a, b))
+        .fold(0u32, gcd)
         .max(1);
     let reduced: Vec<u32> = weights.iter().map(|w| w / gcd).collect();
     let total: u64 = reduced.iter().map(|w| u64::from(*w)).sum();

@@ -39,8 +39,8 @@ pub(crate) fn read_config(path: &Path) -> Result<Loaded, LoadError> {
         .map_err(|e| LoadError::Env(path.to_owned(), e))?
         .into_owned();
     let origin = path.display().to_string();
-    let config = parse_config(&text, Format::from_path(&origin), &origin)
-        .map_err(LoadError::Invalid)?;
+    let config =
+        parse_config(&text, Format::from_path(&origin), &origin).map_err(LoadError::Invalid)?;
     Ok(Loaded {
         path: path.to_owned(),
         text,

@@ -61,7 +61,8 @@ impl ReloadMetrics {
     }
 
     pub(crate) fn published(&self, revision: u64) {
-        self.revision.set(i64::try_from(revision).unwrap_or(i64::MAX));
+        self.revision
+            .set(i64::try_from(revision).unwrap_or(i64::MAX));
     }
 }
 
@@ -143,26 +144,42 @@ impl Reloader {
         match compiled {
             Ok(Ok((config, snapshot))) => {
                 if config.listen != self.listen {
-                    tracing::warn!("`listen` changed: listeners change only on restart; keeping the current ones");
+                    tracing::warn!(
+                        "`listen` changed: listeners change only on restart; keeping the current ones"
+                    );
                 }
                 if snapshot.tls.is_some() != self.handle.load().tls.is_some() {
-                    tracing::warn!("TLS was switched on or off: the TLS listener changes only on restart");
+                    tracing::warn!(
+                        "TLS was switched on or off: the TLS listener changes only on restart"
+                    );
                 }
                 REVISION.store(revision, Ordering::Relaxed);
                 self.handle.publish(snapshot);
                 self.metrics.published(revision);
                 self.metrics.last_ok.set(1);
-                self.metrics.reloads.get_or_create(&ResultLabel { result: "success" }).inc();
+                self.metrics
+                    .reloads
+                    .get_or_create(&ResultLabel { result: "success" })
+                    .inc();
                 tracing::info!(cause, revision, "configuration reloaded");
             }
             Ok(Err(e)) => {
                 self.metrics.last_ok.set(0);
-                self.metrics.reloads.get_or_create(&ResultLabel { result: "failure" }).inc();
-                tracing::error!(cause, "configuration rejected, still serving the previous one:\n{e}");
+                self.metrics
+                    .reloads
+                    .get_or_create(&ResultLabel { result: "failure" })
+                    .inc();
+                tracing::error!(
+                    cause,
+                    "configuration rejected, still serving the previous one:\n{e}"
+                );
             }
             Err(e) => {
                 self.metrics.last_ok.set(0);
-                self.metrics.reloads.get_or_create(&ResultLabel { result: "failure" }).inc();
+                self.metrics
+                    .reloads
+                    .get_or_create(&ResultLabel { result: "failure" })
+                    .inc();
                 tracing::error!(cause, error = %e, "configuration reload failed");
             }
         }

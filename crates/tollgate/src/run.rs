@@ -10,9 +10,9 @@ use prometheus_client::registry::Registry;
 use tollgate_proxy::{AccessLogSink, Proxy, ProxyConfig, ProxyMetrics};
 use tollgate_runtime::SnapshotHandle;
 
+use crate::load;
 use crate::logging::{self, LogFormat};
 use crate::reload::{ReloadMetrics, Reloader};
-use crate::load;
 
 /// Options of `tollgate run`.
 #[derive(Debug, clap::Args)]

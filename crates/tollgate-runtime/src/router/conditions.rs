@@ -90,8 +90,14 @@ mod tests {
     fn query_and_header_tests() {
         let c = Conditions {
             methods: vec![Method::GET],
-            headers: vec![(HeaderName::from_static("x-canary"), ValueTest::Equals("1".into()))],
-            query: vec![("debug mode".into(), ValueTest::Regex(Regex::new("^(on|yes)$").unwrap()))],
+            headers: vec![(
+                HeaderName::from_static("x-canary"),
+                ValueTest::Equals("1".into()),
+            )],
+            query: vec![(
+                "debug mode".into(),
+                ValueTest::Regex(Regex::new("^(on|yes)$").unwrap()),
+            )],
         };
         let mut h = HeaderMap::new();
         h.insert("x-canary", "1".parse().unwrap());
@@ -105,10 +111,14 @@ mod tests {
             ..Conditions::default()
         };
         assert!(absent.check(&Method::GET, &HeaderMap::new(), None));
-        assert!(!absent.check(&Method::GET, &{
-            let mut h = HeaderMap::new();
-            h.insert("x-a", "".parse().unwrap());
-            h
-        }, None));
+        assert!(!absent.check(
+            &Method::GET,
+            &{
+                let mut h = HeaderMap::new();
+                h.insert("x-a", "".parse().unwrap());
+                h
+            },
+            None
+        ));
     }
 }

@@ -77,7 +77,7 @@ impl Router {
     }
 
     pub(crate) fn finish(&mut self) {
-        self.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         for t in self.exact.values_mut() {
             t.finish();
         }

@@ -93,7 +93,15 @@ fn templates_backtrack_and_capture() {
     assert_eq!((m.route, m.params.get("x")), (0, Some("b")));
     let m = find_with(&r, None, &Method::GET, "/a/b/z/d", &HeaderMap::new(), None).unwrap();
     assert_eq!((m.route, m.params.get("y")), (1, Some("z")));
-    let m = find_with(&r, None, &Method::GET, "/files/x/y.txt", &HeaderMap::new(), None).unwrap();
+    let m = find_with(
+        &r,
+        None,
+        &Method::GET,
+        "/files/x/y.txt",
+        &HeaderMap::new(),
+        None,
+    )
+    .unwrap();
     assert_eq!(m.params.get("rest"), Some("x/y.txt"));
     assert_eq!(&*m.static_prefix, "/files");
 }
@@ -130,14 +138,36 @@ fn methods_headers_and_query_select_among_candidates() {
     ));
     r.insert(None, &p, canary);
     let mut q = entry(3, &p, &[]);
-    q.conditions.query.push(("v".into(), ValueTest::Present(true)));
+    q.conditions
+        .query
+        .push(("v".into(), ValueTest::Present(true)));
     r.insert(None, &p, q);
     r.finish();
     let mut h = HeaderMap::new();
-    assert_eq!(find_with(&r, None, &Method::GET, "/x", &h, None).unwrap().route, 0);
-    assert_eq!(find_with(&r, None, &Method::POST, "/x", &h, None).unwrap().route, 1);
-    assert_eq!(find_with(&r, None, &Method::PUT, "/x", &h, Some("v=2")).unwrap().route, 3);
+    assert_eq!(
+        find_with(&r, None, &Method::GET, "/x", &h, None)
+            .unwrap()
+            .route,
+        0
+    );
+    assert_eq!(
+        find_with(&r, None, &Method::POST, "/x", &h, None)
+            .unwrap()
+            .route,
+        1
+    );
+    assert_eq!(
+        find_with(&r, None, &Method::PUT, "/x", &h, Some("v=2"))
+            .unwrap()
+            .route,
+        3
+    );
     assert!(find_with(&r, None, &Method::PUT, "/x", &h, None).is_none());
     h.insert("x-canary", "1".parse().unwrap());
-    assert_eq!(find_with(&r, None, &Method::GET, "/x", &h, None).unwrap().route, 2);
+    assert_eq!(
+        find_with(&r, None, &Method::GET, "/x", &h, None)
+            .unwrap()
+            .route,
+        2
+    );
 }

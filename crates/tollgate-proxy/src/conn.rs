@@ -18,6 +18,8 @@ use crate::server::Shared;
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
     pub(crate) peer: SocketAddr,
+    /// The peer address preformatted for forwarding headers.
+    pub(crate) peer_info: crate::headers::Peer,
     pub(crate) tls: bool,
     pub(crate) worker: usize,
     pub(crate) activity: Arc<Activity>,
@@ -99,6 +101,7 @@ pub(crate) async fn serve(
     let activity = Arc::new(Activity::new());
     let info = Arc::new(ConnInfo {
         peer,
+        peer_info: crate::headers::Peer::new(peer.ip()),
         tls,
         worker,
         activity: activity.clone(),

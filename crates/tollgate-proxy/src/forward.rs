@@ -10,12 +10,11 @@ use http_body_util::BodyExt;
 use tollgate_model::{HostPolicy, Protocol};
 use tollgate_plugin_api::{BodyError, GatewayError, ProxyBody, RequestCtx};
 use tollgate_runtime::{Chain, CompiledRoute, CompiledService};
-use tollgate_upstream::UpstreamPool;
+use tollgate_upstream::{SendError, UpstreamPool};
 
 use crate::conn::ConnInfo;
 use crate::error::errors;
 use crate::headers::{is_trusted, set_forwarded, strip_hop_by_hop};
-use crate::metrics::{Name, ServiceLabels};
 use crate::response_body::LogState;
 
 /// Largest response body the body phase buffers.
@@ -45,10 +44,11 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
         conn,
         log,
     } = f;
-    let Some((target_index, target)) = pool.select_indexed() else {
+    let Some((target_index, target)) = pool.select() else {
         return Err(errors::no_target());
     };
-    log.target = route_index.map(|_| (route.service, target_index));
+    let _ = route_index;
+    log.target = Some((route.service, target_index));
 
     let upgrade = is_upgrade(parts);
     let client_upgrade = if upgrade {
@@ -56,12 +56,12 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     } else {
         None
     };
-    let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    // The authority of an HTTP/2 or absolute-form request wins over `Host` (RFC 9112 §3.2.2).
+    let client_host = parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .or_else(|| parts.headers.get(header::HOST).cloned());
 
     let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers, upgrade && client_upgrade.is_some());
@@ -69,18 +69,17 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     let trusted = is_trusted(conn.peer.ip(), &log.snapshot.server.trusted_proxies);
     set_forwarded(
         &mut headers,
-        conn.peer.ip(),
+        &conn.peer_info,
         trusted,
         conn.tls,
         client_host.as_ref(),
     );
-    match route.host_header {
-        HostPolicy::Pass => {
-            if let Some(h) = client_host {
-                headers.insert(header::HOST, h);
-            }
+    match (route.host_header, client_host) {
+        (HostPolicy::Pass, Some(h)) => {
+            headers.insert(header::HOST, h);
         }
-        HostPolicy::Upstream => {
+        // HTTP/1.0 clients may omit Host; upstreams speak HTTP/1.1 and need one.
+        (HostPolicy::Pass, None) | (HostPolicy::Upstream, _) => {
             headers.insert(header::HOST, target.host_header.clone());
         }
     }
@@ -89,44 +88,58 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
         cx.request_id.clone(),
     );
 
-    let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
-    let pq = if target.base_path.is_empty() {
-        PathAndQuery::try_from(path_and_query)
-    } else {
-        PathAndQuery::try_from(format!("{}{}", target.base_path, path_and_query))
-    }
-    .map_err(|_| errors::bad_request("the upstream path is not a valid URI"))?;
-    let uri = Uri::builder()
-        .scheme(target.scheme.clone())
-        .authority(target.authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|e| GatewayError::internal(format!("cannot build upstream URI: {e}")))?;
+    let protocol = pool.settings().protocol;
+    let path_and_query = parts.uri.path_and_query().cloned();
+    let pq = match (&path_and_query, target.base_path.is_empty()) {
+        (Some(pq), true) => pq.clone(),
+        (pq, _) => PathAndQuery::try_from(format!(
+            "{}{}",
+            target.base_path,
+            pq.as_ref().map_or("/", PathAndQuery::as_str)
+        ))
+        .map_err(|_| errors::bad_request("the upstream path is not a valid URI"))?,
+    };
+    let uri = match protocol {
+        // HTTP/1.1 upstreams get the origin form (`/path?query`).
+        Protocol::Http1 => Uri::from(pq),
+        // HTTP/2 needs :scheme and :authority; the authority is the Host we would send.
+        Protocol::Http2 => {
+            let authority = headers
+                .remove(header::HOST)
+                .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+                .unwrap_or_else(|| target.authority.clone());
+            Uri::builder()
+                .scheme(target.scheme.clone())
+                .authority(authority)
+                .path_and_query(pq)
+                .build()
+                .map_err(|e| GatewayError::internal(format!("cannot build upstream URI: {e}")))?
+        }
+    };
 
     let mut upstream_req = Request::new(body);
     *upstream_req.method_mut() = parts.method.clone();
     *upstream_req.uri_mut() = uri;
-    *upstream_req.version_mut() = match pool.settings().protocol {
+    *upstream_req.version_mut() = match protocol {
         Protocol::Http1 => Version::HTTP_11,
         Protocol::Http2 => Version::HTTP_2,
     };
     *upstream_req.headers_mut() = headers;
 
     let started = Instant::now();
-    let sent = pool.client(conn.worker).request(upstream_req);
+    let sent = pool.send(conn.worker, target_index, upstream_req);
     let result = tokio::time::timeout(service.response_timeout, sent).await;
     let elapsed = started.elapsed();
     log.upstream_ms = Some(elapsed.as_secs_f64() * 1000.0);
-    log.shared
-        .metrics
-        .upstream_duration
-        .get_or_create(&ServiceLabels {
-            service: Name(route.info.service.clone()),
-        })
-        .observe(elapsed.as_secs_f64());
+    crate::metrics::cache::record_upstream(
+        &log.shared.metrics,
+        &log.snapshot,
+        route.service,
+        elapsed.as_secs_f64(),
+    );
     let mut response = match result {
         Err(_) => return Err(errors::upstream_timeout()),
-        Ok(Err(e)) => return Err(client_error(&e, cx)),
+        Ok(Err(e)) => return Err(send_error(&e, cx)),
         Ok(Ok(r)) => r,
     };
 
@@ -159,24 +172,29 @@ fn is_upgrade(parts: &request::Parts) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// Maps a client failure to the right answer: our own body limit is the client's fault (413),
-/// a failed connect is 502 `upstream_unreachable`, anything else 502 `upstream_error`.
-fn client_error(e: &hyper_util::client::legacy::Error, cx: &RequestCtx) -> GatewayError {
+/// Maps a forwarding failure to the right answer: our own body limit is the client's fault
+/// (413), a failed connect is 502 `upstream_unreachable`, anything else 502 `upstream_error`.
+fn send_error(e: &SendError, cx: &RequestCtx) -> GatewayError {
     let mut source = e.source();
     while let Some(s) = source {
-        if let Some(BodyError::TooLarge { limit }) = s.downcast_ref::<BodyError>() {
-            return errors::body_too_large(*limit);
+        match s.downcast_ref::<BodyError>() {
+            Some(BodyError::TooLarge { limit }) => return errors::body_too_large(*limit),
+            // Reading the client's body failed: malformed chunking or a truncated upload.
+            Some(BodyError::Hyper(client)) => {
+                return errors::bad_request_owned(format!("invalid request body: {client}"));
+            }
+            _ => {}
         }
         source = s.source();
     }
-    let detail = e
-        .source()
-        .map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
+    let detail = match e.source() {
+        Some(s) => format!("{e}: {s}"),
+        None => e.to_string(),
+    };
     tracing::debug!(request_id = ?cx.request_id, error = %detail, "upstream request failed");
-    if e.is_connect() {
-        errors::unreachable(format!("cannot connect to the upstream: {detail}"))
-    } else {
-        errors::upstream_failed(format!("the upstream request failed: {detail}"))
+    match e {
+        SendError::Connect(_) => errors::unreachable(format!("cannot connect to the upstream: {e}")),
+        SendError::Request(_) => errors::upstream_failed(format!("the upstream request failed: {e}")),
     }
 }
 

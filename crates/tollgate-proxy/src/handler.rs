@@ -89,7 +89,7 @@ pub(crate) async fn handle(
         .headers
         .insert(server.request_id_header.clone(), cx.request_id.clone());
     if logging && log.path.is_empty() {
-        log.path = parts.uri.path().to_owned();
+        log.path.push_str(parts.uri.path());
     }
     log.status = rparts.status;
     log.cx = cx;
@@ -110,6 +110,7 @@ async fn pipeline(
         server.limits.max_headers,
         server.limits.max_header_bytes,
     )?;
+    check_framing(parts)?;
 
     let norm = &server.path_normalization;
     let options = normalize::Options {
@@ -125,53 +126,65 @@ async fn pipeline(
     if parts.method == http::Method::CONNECT {
         return Err(errors::bad_request("CONNECT is not supported"));
     }
-    let raw_path = parts.uri.path();
-    let path: Cow<'_, str> =
-        normalize_path(raw_path, &options).map_err(|e| errors::bad_path(e.to_string()))?;
-    let path = path.into_owned();
-    if !log.host.is_empty() || log.shared.access_log.enabled() {
-        log.path.clone_from(&path);
-    }
-
-    let query = parts.uri.query();
-    let found: Option<Match> = snapshot.router.find(&RequestView {
-        host: host_of(parts),
-        method: &parts.method,
-        path: &path,
-        query,
-        headers: &parts.headers,
-    });
-    // A CORS preflight is routed as the request it announces, so a route limited to GET
-    // still sees (and its `cors` policy answers) the OPTIONS preflight for it.
-    let found = found.or_else(|| {
-        let announced = preflight_method(parts)?;
-        snapshot.router.find(&RequestView {
+    // Normalize, route, and work out the path the upstream receives: what was matched,
+    // rewritten if the route says so. The common case (already normalized, no rewrite)
+    // allocates nothing and keeps the request's URI as it is.
+    let (found, new_path) = {
+        let raw_path = parts.uri.path();
+        let normalized: Cow<'_, str> =
+            normalize_path(raw_path, &options).map_err(|e| errors::bad_path(e.to_string()))?;
+        let path: &str = &normalized;
+        if log.shared.access_log.enabled() {
+            log.path.push_str(path);
+        }
+        let query = parts.uri.query();
+        let view = RequestView {
             host: host_of(parts),
-            method: &announced,
-            path: &path,
+            method: &parts.method,
+            path,
             query,
             headers: &parts.headers,
-        })
-    });
-    let Some(found) = found else {
-        return Err(errors::not_found());
+        };
+        // A CORS preflight is routed as the request it announces, so a route limited to GET
+        // still sees (and its `cors` policy answers) the OPTIONS preflight for it.
+        let found: Option<Match> = snapshot.router.find(&view).or_else(|| {
+            let announced = preflight_method(parts)?;
+            snapshot.router.find(&RequestView {
+                method: &announced,
+                ..view
+            })
+        });
+        let Some(found) = found else {
+            return Err(errors::not_found());
+        };
+        let route = &snapshot.routes[found.route];
+        let new_path = match &route.rewrite {
+            Some(rw) => Some(rw.apply(path, &found)),
+            None => match normalized {
+                Cow::Owned(p) => Some(p),
+                Cow::Borrowed(_) => None,
+            },
+        };
+        let new_path = new_path.map(|p| match query {
+            Some(q) => format!("{p}?{q}"),
+            None => p,
+        });
+        (found, new_path)
     };
     let route = &snapshot.routes[found.route];
     log.route = Some(found.route);
     cx.route = Some(route.info.clone());
-
-    // The path the upstream receives: what was matched, rewritten if the route says so.
-    let upstream_path = match &route.rewrite {
-        Some(rw) => rw.apply(&path, &found),
-        None => path,
-    };
     cx.params = found.params;
-    let path_and_query = match query {
-        Some(q) => format!("{upstream_path}?{q}"),
-        None => upstream_path,
-    };
-    parts.uri = http::Uri::try_from(path_and_query)
-        .map_err(|_| errors::bad_request("the rewritten path is not a valid URI"))?;
+    if let Some(path_and_query) = new_path {
+        // Keep scheme and authority (HTTP/2 and absolute-form requests carry the host there).
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        uri.path_and_query = Some(
+            http::uri::PathAndQuery::try_from(path_and_query)
+                .map_err(|_| errors::bad_request("the rewritten path is not a valid URI"))?,
+        );
+        parts.uri = http::Uri::from_parts(uri)
+            .map_err(|_| errors::bad_request("the rewritten path is not a valid URI"))?;
+    }
 
     for policy in &route.chain.access {
         let outcome = match policy.access(cx, parts) {
@@ -264,6 +277,26 @@ pub(crate) fn host_of(parts: &request::Parts) -> Option<&str> {
         return v6.split_once(']').map(|(h, _)| h);
     }
     Some(raw.split_once(':').map_or(raw, |(h, _)| h))
+}
+
+/// Refuses what RFC 9112 makes ambiguous or invalid even when the parser let it through: a
+/// request with both `Content-Length` and `Transfer-Encoding` (a request smuggling vector), and
+/// an HTTP/1.1 request without `Host`.
+fn check_framing(parts: &request::Parts) -> Result<(), GatewayError> {
+    if parts.headers.contains_key(header::TRANSFER_ENCODING)
+        && parts.headers.contains_key(header::CONTENT_LENGTH)
+    {
+        return Err(errors::bad_request(
+            "a request must not have both Content-Length and Transfer-Encoding",
+        ));
+    }
+    if parts.version == http::Version::HTTP_11
+        && parts.uri.authority().is_none()
+        && !parts.headers.contains_key(header::HOST)
+    {
+        return Err(errors::bad_request("an HTTP/1.1 request needs a Host header"));
+    }
+    Ok(())
 }
 
 /// Enforces header count and size (HTTP/2 has no parser-level count limit).

@@ -1,6 +1,5 @@
 //! Header hygiene between client and upstream: hop-by-hop removal and forwarding headers.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -13,7 +12,7 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including every header the `Connection`
-/// header names. `TE: trailers` survives (it asks for trailers end to end); with `upgrade`,
+/// header names. `Trailer` is end-to-end (it announces trailer fields) and stays. `TE: trailers` survives (it asks for trailers end to end); with `upgrade`,
 /// `Upgrade` survives and `Connection: upgrade` is set again.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     if headers.contains_key(header::CONNECTION) {
@@ -38,7 +37,6 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
     headers.remove(&KEEP_ALIVE);
     headers.remove(&PROXY_CONNECTION);
-    headers.remove(header::TRAILER);
     headers.remove(header::TRANSFER_ENCODING);
     let te_trailers = headers
         .get(header::TE)
@@ -98,26 +96,50 @@ pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) ->
     client
 }
 
+/// A connection peer's address, preformatted once per connection for forwarding headers.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    /// The address as an `X-Forwarded-For` element.
+    text: HeaderValue,
+    /// The `for=` parameter of a `Forwarded` element (IPv6 quoted and bracketed).
+    forwarded_for: Box<str>,
+}
+
+impl Peer {
+    pub(crate) fn new(ip: IpAddr) -> Self {
+        let ip = canonical(ip);
+        let text = ip.to_string();
+        let forwarded_for = match ip {
+            IpAddr::V4(_) => format!("for={text}"),
+            IpAddr::V6(_) => format!("for=\"[{text}]\""),
+        };
+        Self {
+            text: HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            forwarded_for: forwarded_for.into_boxed_str(),
+        }
+    }
+}
+
 /// Sets `X-Forwarded-For/-Proto/-Host` and `Forwarded` (RFC 7239). Incoming values are kept
 /// (and appended to) only when the peer is trusted; otherwise they are replaced.
 pub(crate) fn set_forwarded(
     headers: &mut HeaderMap,
-    peer: IpAddr,
+    peer: &Peer,
     trusted_peer: bool,
     tls: bool,
     host: Option<&HeaderValue>,
 ) {
-    let peer = canonical(peer);
     let proto = if tls { "https" } else { "http" };
-    let mut ip_text = String::with_capacity(48);
-    let _ = write!(ip_text, "{peer}");
-
-    let xff = match (trusted_peer, joined(headers, &X_FORWARDED_FOR)) {
-        (true, Some(prev)) => format!("{prev}, {ip_text}"),
-        _ => ip_text.clone(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(&X_FORWARDED_FOR, v);
+    match (trusted_peer, joined(headers, &X_FORWARDED_FOR)) {
+        (true, Some(prev)) => {
+            let xff = format!("{prev}, {}", peer.text.to_str().unwrap_or("unknown"));
+            if let Ok(v) = HeaderValue::from_str(&xff) {
+                headers.insert(&X_FORWARDED_FOR, v);
+            }
+        }
+        _ => {
+            headers.insert(&X_FORWARDED_FOR, peer.text.clone());
+        }
     }
     if !(trusted_peer && headers.contains_key(&X_FORWARDED_PROTO)) {
         headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
@@ -133,22 +155,16 @@ pub(crate) fn set_forwarded(
         }
     }
 
-    let mut element = String::with_capacity(64);
-    match peer {
-        IpAddr::V4(_) => {
-            let _ = write!(element, "for={ip_text}");
-        }
-        IpAddr::V6(_) => {
-            let _ = write!(element, "for=\"[{ip_text}]\"");
-        }
-    }
+    let mut element = String::with_capacity(96);
+    element.push_str(&peer.forwarded_for);
     if let Some(h) = host.and_then(|h| h.to_str().ok())
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
     {
-        let _ = write!(element, ";host={h}");
+        element.push_str(";host=");
+        element.push_str(h);
     }
-    let _ = write!(element, ";proto={proto}");
+    element.push_str(";proto=");
+    element.push_str(proto);
     let forwarded = match (trusted_peer, joined(headers, &header::FORWARDED)) {
         (true, Some(prev)) => format!("{prev}, {element}"),
         _ => element,
@@ -191,6 +207,7 @@ mod tests {
             ("keep-alive", "timeout=5"),
             ("x-secret", "1"),
             ("te", "trailers"),
+            ("trailer", "x-sum"),
             ("transfer-encoding", "chunked"),
             ("upgrade", "websocket"),
             ("proxy-connection", "keep-alive"),
@@ -198,7 +215,7 @@ mod tests {
         ]);
         strip_hop_by_hop(&mut h, false);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, vec!["x-kept"]);
+        assert_eq!(names, vec!["trailer", "x-kept"]);
 
         let mut h = map(&[
             ("te", "gzip, trailers"),
@@ -245,11 +262,11 @@ mod tests {
             "8.8.8.8".parse::<IpAddr>().unwrap()
         );
         let mut h = h;
-        set_forwarded(&mut h, peer, true, false, None);
+        set_forwarded(&mut h, &Peer::new(peer), true, false, None);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.1.1.1, 10.0.0.2");
         let v6: IpAddr = "::1".parse().unwrap();
         let mut h = HeaderMap::new();
-        set_forwarded(&mut h, v6, false, false, None);
+        set_forwarded(&mut h, &Peer::new(v6), false, false, None);
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
     }
 }

@@ -101,3 +101,136 @@ impl ProxyMetrics {
         }
     }
 }
+
+/// Per-worker cache of metric handles, indexed by route and service position in the snapshot,
+/// so recording a request costs a few atomic increments instead of a family lookup (a lock and
+/// a hash of the label strings). Rebuilt when the snapshot revision changes.
+pub(crate) mod cache {
+    use std::cell::RefCell;
+
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::histogram::Histogram;
+    use tollgate_runtime::Snapshot;
+
+    use super::{Name, ProxyMetrics, RequestLabels, RouteLabels, ServiceLabels};
+
+    #[derive(Default)]
+    struct RouteHandles {
+        by_class: [Option<Counter>; 5],
+        duration: Option<Histogram>,
+    }
+
+    #[derive(Default)]
+    struct Cache {
+        revision: u64,
+        /// Index = route index; the last slot is "no route".
+        routes: Vec<RouteHandles>,
+        services: Vec<Option<Histogram>>,
+    }
+
+    thread_local! {
+        static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    }
+
+    fn class_index(status: u16) -> usize {
+        match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            _ => 4,
+        }
+    }
+
+    fn sync(cache: &mut Cache, snapshot: &Snapshot) {
+        if cache.revision != snapshot.revision || cache.routes.len() != snapshot.routes.len() + 1
+        {
+            cache.revision = snapshot.revision;
+            cache.routes.clear();
+            cache
+                .routes
+                .resize_with(snapshot.routes.len() + 1, RouteHandles::default);
+            cache.services.clear();
+            cache.services.resize_with(snapshot.services.len(), || None);
+        }
+    }
+
+    /// Records one answered request.
+    pub(crate) fn record_request(
+        metrics: &ProxyMetrics,
+        snapshot: &Snapshot,
+        route: Option<usize>,
+        empty: &std::sync::Arc<str>,
+        status: u16,
+        seconds: f64,
+    ) {
+        CACHE.with(|cell| {
+            let Ok(mut cache) = cell.try_borrow_mut() else {
+                return;
+            };
+            sync(&mut cache, snapshot);
+            let slot = route.unwrap_or(snapshot.routes.len());
+            let (route_name, service_name) = match route.and_then(|r| snapshot.routes.get(r)) {
+                Some(r) => (r.info.route.clone(), r.info.service.clone()),
+                None => (empty.clone(), empty.clone()),
+            };
+            let Some(handles) = cache.routes.get_mut(slot) else {
+                return;
+            };
+            let class = class_index(status);
+            let counter = handles.by_class[class].get_or_insert_with(|| {
+                metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        route: Name(route_name.clone()),
+                        service: Name(service_name.clone()),
+                        status_class: ProxyMetrics::status_class(status),
+                    })
+                    .clone()
+            });
+            counter.inc();
+            handles
+                .duration
+                .get_or_insert_with(|| {
+                    metrics
+                        .duration
+                        .get_or_create(&RouteLabels {
+                            route: Name(route_name),
+                            service: Name(service_name),
+                        })
+                        .clone()
+                })
+                .observe(seconds);
+        });
+    }
+
+    /// Records one upstream exchange of service `service`.
+    pub(crate) fn record_upstream(
+        metrics: &ProxyMetrics,
+        snapshot: &Snapshot,
+        service: usize,
+        seconds: f64,
+    ) {
+        CACHE.with(|cell| {
+            let Ok(mut cache) = cell.try_borrow_mut() else {
+                return;
+            };
+            sync(&mut cache, snapshot);
+            let Some(slot) = cache.services.get_mut(service) else {
+                return;
+            };
+            let Some(s) = snapshot.services.get(service) else {
+                return;
+            };
+            slot.get_or_insert_with(|| {
+                metrics
+                    .upstream_duration
+                    .get_or_create(&ServiceLabels {
+                        service: Name(s.name.clone()),
+                    })
+                    .clone()
+            })
+            .observe(seconds);
+        });
+    }
+}

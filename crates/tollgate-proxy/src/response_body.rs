@@ -15,7 +15,7 @@ use tollgate_runtime::Snapshot;
 
 use crate::access_log::AccessRecord;
 use crate::conn::Activity;
-use crate::metrics::{Name, ProxyMetrics, RequestLabels, RouteLabels};
+use crate::metrics::ProxyMetrics;
 use crate::server::Shared;
 
 /// What the log phase needs once the response is over.
@@ -56,26 +56,15 @@ impl LogState {
         let state = *self;
         let elapsed = state.cx.started.elapsed();
         let route = state.route.and_then(|r| state.snapshot.routes.get(r));
-        let (route_name, service_name) = match route {
-            Some(r) => (r.info.route.clone(), r.info.service.clone()),
-            None => (state.shared.empty.clone(), state.shared.empty.clone()),
-        };
         let metrics: &ProxyMetrics = &state.shared.metrics;
-        metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                route: Name(route_name.clone()),
-                service: Name(service_name.clone()),
-                status_class: ProxyMetrics::status_class(state.status.as_u16()),
-            })
-            .inc();
-        metrics
-            .duration
-            .get_or_create(&RouteLabels {
-                route: Name(route_name),
-                service: Name(service_name),
-            })
-            .observe(elapsed.as_secs_f64());
+        crate::metrics::cache::record_request(
+            metrics,
+            &state.snapshot,
+            state.route,
+            &state.shared.empty,
+            state.status.as_u16(),
+            elapsed.as_secs_f64(),
+        );
 
         if state.shared.access_log.enabled() {
             let target =

@@ -1,31 +1,30 @@
-//! HTTP clients towards upstreams, one per service and worker.
+//! Opening upstream connections: TCP (with `TCP_NODELAY`), optional TLS (verified by default),
+//! then an HTTP/1.1 or HTTP/2 handshake. The connection task runs on the calling worker's
+//! runtime, so a worker's upstream connections never cross threads.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
 use tollgate_model::Protocol;
 use tollgate_plugin_api::ProxyBody;
 
-use crate::UpstreamError;
+use crate::{Target, UpstreamError};
 
-/// The client type the proxy forwards with.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
-
-/// Everything that shapes a client; equal settings can share connection pools across snapshots.
+/// Everything that shapes upstream connections; equal settings let a new snapshot keep the
+/// pool (and its warm connections).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientSettings {
     /// Protocol towards the targets.
     pub protocol: Protocol,
     /// TCP+TLS connect timeout.
     pub connect_timeout: Duration,
-    /// Idle connections kept per target.
+    /// Idle connections kept per target and worker.
     pub max_idle_per_target: usize,
     /// Idle connection lifetime.
     pub idle_timeout: Duration,
@@ -37,47 +36,163 @@ pub struct ClientSettings {
     pub insecure_skip_verify: bool,
 }
 
-/// Builds one client (with its own connection pool) for these settings.
-pub fn build_client(settings: &ClientSettings) -> Result<UpstreamClient, UpstreamError> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(settings.connect_timeout));
-    http.set_keepalive(Some(Duration::from_secs(60)));
+/// A ready-to-use request sender on one upstream connection.
+#[derive(Debug)]
+pub(crate) enum Sender {
+    Http1(http1::SendRequest<ProxyBody>),
+    Http2(http2::SendRequest<ProxyBody>),
+}
 
-    let tls = tls_config(settings)?;
-    let builder = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http();
-    let builder = match &settings.sni {
-        Some(name) => {
-            let name = ServerName::try_from(name.clone())
-                .map_err(|e| UpstreamError::Tls(format!("invalid sni {name:?}: {e}")))?;
-            builder.with_server_name_resolver(FixedServerNameResolver::new(name))
-        }
-        None => builder,
-    };
-    let connector = match settings.protocol {
-        Protocol::Http1 => builder.enable_http1().wrap_connector(http),
-        Protocol::Http2 => builder.enable_http2().wrap_connector(http),
-    };
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP connect failed (refused, unreachable, DNS).
+    #[error("connect to {target}: {source}")]
+    Tcp {
+        /// `host:port`.
+        target: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TCP + TLS + handshake took longer than the connect timeout.
+    #[error("connect to {0}: timed out")]
+    Timeout(String),
+    /// The TLS handshake failed (e.g. certificate not trusted).
+    #[error("TLS handshake with {target}: {source}")]
+    Tls {
+        /// `host:port`.
+        target: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The HTTP handshake failed.
+    #[error("HTTP handshake with {target}: {source}")]
+    Http {
+        /// `host:port`.
+        target: String,
+        /// The error.
+        source: hyper::Error,
+    },
+}
 
-    let mut client = Client::builder(TokioExecutor::new());
-    client
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .pool_idle_timeout(settings.idle_timeout)
-        .pool_max_idle_per_host(settings.max_idle_per_target)
-        .set_host(false)
-        .retry_canceled_requests(true);
-    if settings.protocol == Protocol::Http2 {
-        client
-            .http2_only(true)
-            .http2_adaptive_window(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .http2_keep_alive_timeout(Duration::from_secs(10));
+/// Opens connections for one service.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    protocol: Protocol,
+    connect_timeout: Duration,
+    tls: tokio_rustls::TlsConnector,
+    sni: Option<ServerName<'static>>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("protocol", &self.protocol)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
     }
-    Ok(client.build(connector))
+}
+
+impl Connector {
+    pub(crate) fn new(settings: &ClientSettings) -> Result<Self, UpstreamError> {
+        let mut tls = tls_config(settings)?;
+        tls.alpn_protocols = match settings.protocol {
+            Protocol::Http1 => vec![b"http/1.1".to_vec()],
+            Protocol::Http2 => vec![b"h2".to_vec()],
+        };
+        let sni = match &settings.sni {
+            Some(name) => Some(
+                ServerName::try_from(name.clone())
+                    .map_err(|e| UpstreamError::Tls(format!("invalid sni {name:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            protocol: settings.protocol,
+            connect_timeout: settings.connect_timeout,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            sni,
+        })
+    }
+
+    /// Opens a connection to `target` and spawns its connection task on the current runtime.
+    pub(crate) async fn connect(&self, target: &Target) -> Result<Sender, ConnectError> {
+        let authority = target.authority.as_str();
+        tokio::time::timeout(self.connect_timeout, self.connect_inner(target))
+            .await
+            .unwrap_or_else(|_| Err(ConnectError::Timeout(authority.to_owned())))
+    }
+
+    async fn connect_inner(&self, target: &Target) -> Result<Sender, ConnectError> {
+        let authority = target.authority.as_str();
+        let tcp = TcpStream::connect(authority)
+            .await
+            .map_err(|source| ConnectError::Tcp {
+                target: authority.to_owned(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        if target.scheme == http::uri::Scheme::HTTPS {
+            let name = match &self.sni {
+                Some(n) => n.clone(),
+                None => ServerName::try_from(target.host.clone()).map_err(|e| ConnectError::Tls {
+                    target: authority.to_owned(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+                })?,
+            };
+            let tls = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|source| ConnectError::Tls {
+                    target: authority.to_owned(),
+                    source,
+                })?;
+            self.handshake(TokioIo::new(tls), authority).await
+        } else {
+            self.handshake(TokioIo::new(tcp), authority).await
+        }
+    }
+
+    async fn handshake<I>(&self, io: I, authority: &str) -> Result<Sender, ConnectError>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let http_err = |source| ConnectError::Http {
+            target: authority.to_owned(),
+            source,
+        };
+        match self.protocol {
+            Protocol::Http1 => {
+                let (sender, conn) = http1::Builder::new()
+                    .handshake(io)
+                    .await
+                    .map_err(http_err)?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.with_upgrades().await {
+                        tracing::debug!(error = %e, "upstream connection ended with an error");
+                    }
+                });
+                Ok(Sender::Http1(sender))
+            }
+            Protocol::Http2 => {
+                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .adaptive_window(true)
+                    .keep_alive_interval(Duration::from_secs(30))
+                    .keep_alive_timeout(Duration::from_secs(10))
+                    .handshake(io)
+                    .await
+                    .map_err(http_err)?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "upstream HTTP/2 connection ended with an error");
+                    }
+                });
+                Ok(Sender::Http2(sender))
+            }
+        }
+    }
 }
 
 fn tls_config(settings: &ClientSettings) -> Result<rustls::ClientConfig, UpstreamError> {
@@ -96,17 +211,14 @@ fn tls_config(settings: &ClientSettings) -> Result<rustls::ClientConfig, Upstrea
             Some(pem) => {
                 for cert in CertificateDer::pem_slice_iter(pem) {
                     let cert = cert.map_err(|e| UpstreamError::CaFile {
-                        path: "(ca)".into(),
                         reason: e.to_string(),
                     })?;
                     roots.add(cert).map_err(|e| UpstreamError::CaFile {
-                        path: "(ca)".into(),
                         reason: e.to_string(),
                     })?;
                 }
                 if roots.is_empty() {
                     return Err(UpstreamError::CaFile {
-                        path: "(ca)".into(),
                         reason: "no certificate found in the file".into(),
                     });
                 }

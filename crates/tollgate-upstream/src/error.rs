@@ -1,4 +1,6 @@
-//! Errors building upstream pools.
+//! Errors building upstream pools and sending requests.
+
+use crate::client::ConnectError;
 
 /// Why an upstream pool could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -6,15 +8,24 @@ pub enum UpstreamError {
     /// A target URL is invalid.
     #[error("invalid target: {0}")]
     Target(String),
-    /// The CA file could not be read or parsed.
-    #[error("cannot load CA certificates from {path}: {reason}")]
+    /// The CA certificates could not be parsed.
+    #[error("cannot load CA certificates: {reason}")]
     CaFile {
-        /// The file.
-        path: String,
         /// What went wrong.
         reason: String,
     },
     /// TLS settings are inconsistent.
     #[error("upstream TLS: {0}")]
     Tls(String),
+}
+
+/// Why a request could not be forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection could be opened; nothing was sent, so another target may be tried.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The request failed on an established connection (it may have reached the upstream).
+    #[error("upstream request failed: {0}")]
+    Request(#[source] hyper::Error),
 }

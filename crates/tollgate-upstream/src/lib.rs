@@ -13,7 +13,7 @@ mod pool;
 mod target;
 
 pub use balance::{Balancer, SmoothWeightedRoundRobin};
-pub use client::{ClientSettings, UpstreamClient, build_client};
-pub use error::UpstreamError;
+pub use client::{ClientSettings, ConnectError};
+pub use error::{SendError, UpstreamError};
 pub use pool::UpstreamPool;
 pub use target::Target;

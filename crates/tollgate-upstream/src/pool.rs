@@ -1,56 +1,79 @@
-//! A service's upstream pool.
+//! A service's upstream pool: targets, balancer, and per-worker idle connections.
 
 use std::sync::Arc;
+// One slot per worker, touched only by that worker's thread: never contended. A Mutex keeps
+// the type Sync without unsafe; an uncontended lock is two atomic operations.
+#[allow(clippy::disallowed_types)]
+use std::sync::Mutex;
+use std::time::Instant;
 
-use crate::{Balancer, ClientSettings, SmoothWeightedRoundRobin, Target, UpstreamClient};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tollgate_plugin_api::ProxyBody;
 
-/// Targets, balancer and per-worker clients of one service. Immutable once built; a new
-/// configuration snapshot reuses the whole pool (and so its warm connections) when the
-/// service's settings did not change.
-#[derive(Debug)]
+use crate::client::{Connector, Sender};
+use crate::{Balancer, ClientSettings, SendError, SmoothWeightedRoundRobin, Target, UpstreamError};
+
+/// Idle HTTP/1.1 connections of one target on one worker, most recently used last.
+#[derive(Default)]
+struct Idle {
+    http1: Vec<(hyper::client::conn::http1::SendRequest<ProxyBody>, Instant)>,
+    http2: Option<hyper::client::conn::http2::SendRequest<ProxyBody>>,
+}
+
+/// Targets, balancer, connector and per-worker connection pools of one service. Immutable
+/// once built (but for the pools); a new snapshot reuses the whole pool when the service's
+/// settings did not change, so warm connections survive reloads.
 pub struct UpstreamPool {
     targets: Box<[Target]>,
     balancer: Arc<dyn Balancer>,
-    clients: Box<[UpstreamClient]>,
+    connector: Connector,
     settings: ClientSettings,
+    /// `[worker][target]`.
+    #[allow(clippy::disallowed_types)]
+    idle: Box<[Box<[Mutex<Idle>]>]>,
+}
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamPool")
+            .field("targets", &self.targets)
+            .field("balancer", &self.balancer)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl UpstreamPool {
-    /// A pool over `targets`, with `workers` clients built from `settings`.
+    /// A pool over `targets` for `workers` workers.
     pub fn new(
         targets: Vec<Target>,
         settings: ClientSettings,
         workers: usize,
-    ) -> Result<Self, crate::UpstreamError> {
+    ) -> Result<Self, UpstreamError> {
         let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
-        let clients = (0..workers.max(1))
-            .map(|_| crate::build_client(&settings))
-            .collect::<Result<Vec<_>, _>>()?;
+        let connector = Connector::new(&settings)?;
+        #[allow(clippy::disallowed_types)]
+        let idle = (0..workers.max(1))
+            .map(|_| targets.iter().map(|_| Mutex::new(Idle::default())).collect())
+            .collect();
         Ok(Self {
             targets: targets.into_boxed_slice(),
             balancer: Arc::new(SmoothWeightedRoundRobin::new(&weights)),
-            clients: clients.into_boxed_slice(),
+            connector,
             settings,
+            idle,
         })
     }
 
-    /// The next target, or `None` when none can take traffic.
-    pub fn select(&self) -> Option<&Target> {
-        self.balancer.select().and_then(|i| self.targets.get(i))
-    }
-
-    /// The next target with its index in [`UpstreamPool::targets`].
-    pub fn select_indexed(&self) -> Option<(usize, &Target)> {
+    /// The next target with its index in [`UpstreamPool::targets`], or `None` when none can
+    /// take traffic.
+    pub fn select(&self) -> Option<(usize, &Target)> {
         let i = self.balancer.select()?;
         self.targets.get(i).map(|t| (i, t))
     }
 
-    /// The client (and connection pool) of worker `worker`.
-    pub fn client(&self, worker: usize) -> &UpstreamClient {
-        &self.clients[worker % self.clients.len()]
-    }
-
-    /// The settings the clients were built with.
+    /// The settings the pool was built with.
     pub fn settings(&self) -> &ClientSettings {
         &self.settings
     }
@@ -60,8 +83,7 @@ impl UpstreamPool {
         &self.targets
     }
 
-    /// Whether this pool can serve a service configured with `targets` and `settings`
-    /// (then a new snapshot keeps it, warm connections included).
+    /// Whether this pool can serve a service configured with `targets` and `settings`.
     pub fn same_shape(&self, targets: &[Target], settings: &ClientSettings) -> bool {
         self.settings == *settings
             && self.targets.len() == targets.len()
@@ -70,5 +92,110 @@ impl UpstreamPool {
                 .iter()
                 .zip(targets)
                 .all(|(a, b)| a.url == b.url && a.weight == b.weight)
+    }
+
+    /// Sends `req` (origin-form URI for HTTP/1.1, absolute for HTTP/2) to target `target` on
+    /// a pooled connection of worker `worker`, opening one when none is free. Must be called
+    /// on that worker's runtime.
+    pub async fn send(
+        &self,
+        worker: usize,
+        target: usize,
+        req: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let Some(slot) = self.idle.get(worker).and_then(|w| w.get(target)) else {
+            return Err(SendError::Connect(crate::client::ConnectError::Timeout(
+                "no such target".into(),
+            )));
+        };
+        let Some(t) = self.targets.get(target) else {
+            return Err(SendError::Connect(crate::client::ConnectError::Timeout(
+                "no such target".into(),
+            )));
+        };
+        let mut req = req;
+        // A pooled connection can turn out closed before the request is written; then the
+        // request comes back untouched and goes out on another connection.
+        for _ in 0..3 {
+            let sender = match self.checkout(slot) {
+                Some(s) => s,
+                None => self.connector.connect(t).await?,
+            };
+            match sender {
+                Sender::Http1(mut s) => match s.try_send_request(req).await {
+                    Ok(res) => {
+                        self.checkin_http1(slot, s);
+                        return Ok(res);
+                    }
+                    Err(mut e) => match e.take_message() {
+                        Some(back) => req = back,
+                        None => return Err(SendError::Request(e.into_error())),
+                    },
+                },
+                Sender::Http2(mut s) => {
+                    let keep = s.clone();
+                    match s.try_send_request(req).await {
+                        Ok(res) => {
+                            self.checkin_http2(slot, keep);
+                            return Ok(res);
+                        }
+                        Err(mut e) => match e.take_message() {
+                            Some(back) => req = back,
+                            None => return Err(SendError::Request(e.into_error())),
+                        },
+                    }
+                }
+            }
+        }
+        // Three connections in a row closed under us: open a fresh one and give up after it.
+        let sender = self.connector.connect(t).await?;
+        let result = match sender {
+            Sender::Http1(mut s) => s.send_request(req).await,
+            Sender::Http2(mut s) => s.send_request(req).await,
+        };
+        result.map_err(SendError::Request)
+    }
+
+    fn checkout(&self, slot: &Mutex<Idle>) -> Option<Sender> {
+        let mut idle = slot.lock().ok()?;
+        if let Some(h2) = &idle.http2 {
+            if !h2.is_closed() {
+                return Some(Sender::Http2(h2.clone()));
+            }
+            idle.http2 = None;
+        }
+        let now = Instant::now();
+        let max_idle = self.settings.idle_timeout;
+        // Drop connections that are closed or idle too long.
+        idle.http1
+            .retain(|(s, since)| !s.is_closed() && now.duration_since(*since) < max_idle);
+        // Most recently used first: it is the warmest and least likely to have been closed.
+        let ready = idle.http1.iter().rposition(|(s, _)| s.is_ready())?;
+        let (sender, _) = idle.http1.swap_remove(ready);
+        Some(Sender::Http1(sender))
+    }
+
+    fn checkin_http1(
+        &self,
+        slot: &Mutex<Idle>,
+        sender: hyper::client::conn::http1::SendRequest<ProxyBody>,
+    ) {
+        if let Ok(mut idle) = slot.lock()
+            && idle.http1.len() < self.settings.max_idle_per_target
+        {
+            idle.http1.push((sender, Instant::now()));
+        }
+    }
+
+    fn checkin_http2(
+        &self,
+        slot: &Mutex<Idle>,
+        sender: hyper::client::conn::http2::SendRequest<ProxyBody>,
+    ) {
+        if let Ok(mut idle) = slot.lock()
+            && idle.http2.is_none()
+        {
+            idle.http2 = Some(sender);
+        }
     }
 }

@@ -13,6 +13,8 @@ pub struct Target {
     pub url: String,
     /// `http` or `https`.
     pub scheme: Scheme,
+    /// Host name or IP (no brackets), for TLS server names.
+    pub host: String,
     /// `host:port` to connect to.
     pub authority: Authority,
     /// The `Host` header value when the route sends the upstream's host.
@@ -40,6 +42,7 @@ impl Target {
             authority_text.clone()
         };
         Ok(Self {
+            host: parsed.host.clone(),
             url: url.to_owned(),
             scheme: if parsed.tls {
                 Scheme::HTTPS

@@ -107,7 +107,17 @@ fn strip_location(message: &str) -> String {
     let cut = message.find(" at line ").unwrap_or(message.len());
     let message = &message[..cut];
     // serde_yaml_ng prefixes the path it knows ("apis[0]: ..."); we print our own.
-    message.to_owned()
+    match message.split_once(": ") {
+        Some((prefix, rest))
+            if !prefix.is_empty()
+                && prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.[]".contains(c)) =>
+        {
+            rest.to_owned()
+        }
+        _ => message.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +155,7 @@ apis:
         let shown = err.to_string();
         assert!(shown.contains("servce"), "{shown}");
         assert!(shown.contains("apis[0].routes[0]"), "{shown}");
+        assert_eq!(shown.matches("apis[0].routes[0]").count(), 1, "{shown}");
         assert_eq!(err.items[0].location.map(|l| l.line), Some(15), "{shown}");
     }
 

@@ -193,8 +193,12 @@ fn send_error(e: &SendError, cx: &RequestCtx) -> GatewayError {
     };
     tracing::debug!(request_id = ?cx.request_id, error = %detail, "upstream request failed");
     match e {
-        SendError::Connect(_) => errors::unreachable(format!("cannot connect to the upstream: {e}")),
-        SendError::Request(_) => errors::upstream_failed(format!("the upstream request failed: {e}")),
+        SendError::Connect(_) => {
+            errors::unreachable(format!("cannot connect to the upstream: {e}"))
+        }
+        SendError::Request(_) => {
+            errors::upstream_failed(format!("the upstream request failed: {e}"))
+        }
     }
 }
 

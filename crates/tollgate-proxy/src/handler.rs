@@ -38,6 +38,9 @@ pub(crate) async fn handle(
 
     let logging = shared.access_log.enabled();
     let mut log = Box::new(LogState {
+        done: false,
+        request_id: cx.request_id.clone(),
+        client_ip: cx.client_addr,
         shared: shared.clone(),
         snapshot: snapshot.clone(),
         activity: conn.activity.clone(),
@@ -93,7 +96,11 @@ pub(crate) async fn handle(
     }
     log.status = rparts.status;
     log.cx = cx;
-    Ok(Response::from_parts(rparts, ResponseBody::new(rbody, log)))
+    let head = log.method == http::Method::HEAD;
+    Ok(Response::from_parts(
+        rparts,
+        ResponseBody::new(rbody, log, head),
+    ))
 }
 
 async fn pipeline(
@@ -294,7 +301,9 @@ fn check_framing(parts: &request::Parts) -> Result<(), GatewayError> {
         && parts.uri.authority().is_none()
         && !parts.headers.contains_key(header::HOST)
     {
-        return Err(errors::bad_request("an HTTP/1.1 request needs a Host header"));
+        return Err(errors::bad_request(
+            "an HTTP/1.1 request needs a Host header",
+        ));
     }
     Ok(())
 }

@@ -114,7 +114,8 @@ impl Peer {
             IpAddr::V6(_) => format!("for=\"[{text}]\""),
         };
         Self {
-            text: HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            text: HeaderValue::from_str(&text)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             forwarded_for: forwarded_for.into_boxed_str(),
         }
     }
@@ -158,7 +159,8 @@ pub(crate) fn set_forwarded(
     let mut element = String::with_capacity(96);
     element.push_str(&peer.forwarded_for);
     if let Some(h) = host.and_then(|h| h.to_str().ok())
-        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
     {
         element.push_str(";host=");
         element.push_str(h);
@@ -234,7 +236,7 @@ mod tests {
         let peer: IpAddr = "10.0.0.9".parse().unwrap();
         set_forwarded(
             &mut h,
-            peer,
+            &Peer::new(peer),
             false,
             true,
             Some(&HeaderValue::from_static("api.example.com")),

@@ -143,8 +143,7 @@ pub(crate) mod cache {
     }
 
     fn sync(cache: &mut Cache, snapshot: &Snapshot) {
-        if cache.revision != snapshot.revision || cache.routes.len() != snapshot.routes.len() + 1
-        {
+        if cache.revision != snapshot.revision || cache.routes.len() != snapshot.routes.len() + 1 {
             cache.revision = snapshot.revision;
             cache.routes.clear();
             cache
@@ -164,7 +163,7 @@ pub(crate) mod cache {
         status: u16,
         seconds: f64,
     ) {
-        CACHE.with(|cell| {
+        let _ = CACHE.try_with(|cell| {
             let Ok(mut cache) = cell.try_borrow_mut() else {
                 return;
             };
@@ -211,7 +210,7 @@ pub(crate) mod cache {
         service: usize,
         seconds: f64,
     ) {
-        CACHE.with(|cell| {
+        let _ = CACHE.try_with(|cell| {
             let Ok(mut cache) = cell.try_borrow_mut() else {
                 return;
             };

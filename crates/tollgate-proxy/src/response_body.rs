@@ -20,6 +20,11 @@ use crate::server::Shared;
 
 /// What the log phase needs once the response is over.
 pub(crate) struct LogState {
+    /// Set once the log phase ran; a state dropped before that (the client went away, or
+    /// shutdown cut the request) logs itself as aborted.
+    pub(crate) done: bool,
+    pub(crate) request_id: http::HeaderValue,
+    pub(crate) client_ip: std::net::IpAddr,
     pub(crate) shared: Arc<Shared>,
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) activity: Arc<Activity>,
@@ -51,9 +56,23 @@ impl BytesIn {
     }
 }
 
+impl Drop for LogState {
+    fn drop(&mut self) {
+        if !self.done {
+            // No response was produced: 499, as nginx logs a request the client abandoned.
+            self.status = StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST);
+            self.finish(0, true);
+        }
+    }
+}
+
 impl LogState {
-    fn finish(self: Box<Self>, bytes_out: u64, aborted: bool) {
-        let state = *self;
+    fn finish(&mut self, bytes_out: u64, aborted: bool) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let state = &*self;
         let elapsed = state.cx.started.elapsed();
         let route = state.route.and_then(|r| state.snapshot.routes.get(r));
         let metrics: &ProxyMetrics = &state.shared.metrics;
@@ -78,8 +97,8 @@ impl LogState {
                     });
             let record = AccessRecord {
                 time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-                request_id: state.cx.request_id.to_str().unwrap_or(""),
-                client_ip: state.cx.client_addr.to_string(),
+                request_id: state.request_id.to_str().unwrap_or(""),
+                client_ip: state.client_ip.to_string(),
                 method: state.method.as_str(),
                 host: &state.host,
                 path: &state.path,
@@ -119,7 +138,8 @@ pub(crate) struct ResponseBody {
 }
 
 impl ResponseBody {
-    pub(crate) fn new(inner: ProxyBody, log: Box<LogState>) -> Self {
+    /// `head`: the response to a HEAD request, whose body hyper never sends.
+    pub(crate) fn new(inner: ProxyBody, log: Box<LogState>, head: bool) -> Self {
         let expected = inner.size_hint().exact();
         let mut body = Self {
             inner,
@@ -127,15 +147,15 @@ impl ResponseBody {
             expected,
             log: Some(log),
         };
-        if body.inner.is_end_stream() {
-            // hyper may never poll an empty body; log now.
+        if head || body.inner.is_end_stream() {
+            // hyper never polls an empty body, nor any body of a HEAD response: log now.
             body.finish(false);
         }
         body
     }
 
     fn finish(&mut self, aborted: bool) {
-        if let Some(log) = self.log.take() {
+        if let Some(mut log) = self.log.take() {
             log.finish(self.bytes, aborted);
         }
     }

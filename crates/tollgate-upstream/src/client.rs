@@ -135,10 +135,12 @@ impl Connector {
         if target.scheme == http::uri::Scheme::HTTPS {
             let name = match &self.sni {
                 Some(n) => n.clone(),
-                None => ServerName::try_from(target.host.clone()).map_err(|e| ConnectError::Tls {
-                    target: authority.to_owned(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-                })?,
+                None => {
+                    ServerName::try_from(target.host.clone()).map_err(|e| ConnectError::Tls {
+                        target: authority.to_owned(),
+                        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+                    })?
+                }
             };
             let tls = self
                 .tls

@@ -1,10 +1,6 @@
 //! A service's upstream pool: targets, balancer, and per-worker idle connections.
 
 use std::sync::Arc;
-// One slot per worker, touched only by that worker's thread: never contended. A Mutex keeps
-// the type Sync without unsafe; an uncontended lock is two atomic operations.
-#[allow(clippy::disallowed_types)]
-use std::sync::Mutex;
 use std::time::Instant;
 
 use http::{Request, Response};
@@ -13,6 +9,12 @@ use tollgate_plugin_api::ProxyBody;
 
 use crate::client::{Connector, Sender};
 use crate::{Balancer, ClientSettings, SendError, SmoothWeightedRoundRobin, Target, UpstreamError};
+
+/// One worker's idle connections to one target. Touched only by that worker's thread, so the
+/// lock is never contended (two atomic operations); it only makes the type `Sync` without
+/// `unsafe`. This is per-worker state, not a lock shared by workers.
+#[allow(clippy::disallowed_types)]
+type WorkerSlot = std::sync::Mutex<Idle>;
 
 /// Idle HTTP/1.1 connections of one target on one worker, most recently used last.
 #[derive(Default)]
@@ -30,8 +32,7 @@ pub struct UpstreamPool {
     connector: Connector,
     settings: ClientSettings,
     /// `[worker][target]`.
-    #[allow(clippy::disallowed_types)]
-    idle: Box<[Box<[Mutex<Idle>]>]>,
+    idle: Box<[Box<[WorkerSlot]>]>,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -53,9 +54,13 @@ impl UpstreamPool {
     ) -> Result<Self, UpstreamError> {
         let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
         let connector = Connector::new(&settings)?;
-        #[allow(clippy::disallowed_types)]
         let idle = (0..workers.max(1))
-            .map(|_| targets.iter().map(|_| Mutex::new(Idle::default())).collect())
+            .map(|_| {
+                targets
+                    .iter()
+                    .map(|_| WorkerSlot::new(Idle::default()))
+                    .collect()
+            })
             .collect();
         Ok(Self {
             targets: targets.into_boxed_slice(),
@@ -156,7 +161,7 @@ impl UpstreamPool {
         result.map_err(SendError::Request)
     }
 
-    fn checkout(&self, slot: &Mutex<Idle>) -> Option<Sender> {
+    fn checkout(&self, slot: &WorkerSlot) -> Option<Sender> {
         let mut idle = slot.lock().ok()?;
         if let Some(h2) = &idle.http2 {
             if !h2.is_closed() {
@@ -177,7 +182,7 @@ impl UpstreamPool {
 
     fn checkin_http1(
         &self,
-        slot: &Mutex<Idle>,
+        slot: &WorkerSlot,
         sender: hyper::client::conn::http1::SendRequest<ProxyBody>,
     ) {
         if let Ok(mut idle) = slot.lock()
@@ -189,7 +194,7 @@ impl UpstreamPool {
 
     fn checkin_http2(
         &self,
-        slot: &Mutex<Idle>,
+        slot: &WorkerSlot,
         sender: hyper::client::conn::http2::SendRequest<ProxyBody>,
     ) {
         if let Ok(mut idle) = slot.lock()

@@ -27,6 +27,7 @@ impl fmt::Display for LoadError {
         match self {
             Self::Io(path, e) => write!(f, "{}: cannot read: {e}", path.display()),
             Self::Env(path, e) => write!(f, "{}:{e}", path.display()),
+            // EnvError displays as "line:column: message".
             Self::Invalid(d) => write!(f, "{d}"),
         }
     }

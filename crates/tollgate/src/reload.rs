@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tollgate_model::Listen;
 use tollgate_plugin_api::Registry as Plugins;
@@ -74,21 +74,41 @@ pub(crate) struct Reloader {
     pub(crate) workers: usize,
     pub(crate) listen: Listen,
     pub(crate) metrics: ReloadMetrics,
+    pub(crate) access_log: tollgate_proxy::AccessLogSink,
+    /// The text last loaded, to skip file events that changed nothing.
+    pub(crate) last_text: std::cell::RefCell<String>,
 }
 
 static REVISION: AtomicU64 = AtomicU64::new(1);
 
+/// The process signals the control loop reacts to, installed as early as possible so a signal
+/// that arrives during startup is handled (SIGHUP: reload once running; SIGTERM/SIGINT: stop)
+/// instead of killing the process.
+pub(crate) struct Signals {
+    hup: Signal,
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; must run inside a tokio runtime.
+    pub(crate) fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
 impl Reloader {
     /// Reloads on SIGHUP and (with `watch`) on file changes, until SIGTERM or SIGINT.
-    pub(crate) async fn run_until_shutdown(self, watch: bool) {
-        let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::hangup()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot install signal handlers");
-            return;
-        };
+    pub(crate) async fn run_until_shutdown(self, signals: Signals, watch: bool) {
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+        } = signals;
         let (tx, mut changes) = mpsc::channel::<()>(64);
         let _watcher = if watch { self.watch(tx) } else { None };
         loop {
@@ -98,7 +118,9 @@ impl Reloader {
                     // Editors write in several steps: wait for the burst to end.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     while changes.try_recv().is_ok() {}
-                    self.reload("file change").await;
+                    if self.file_changed() {
+                        self.reload("file change").await;
+                    }
                 }
                 _ = term.recv() => return,
                 _ = int.recv() => return,
@@ -106,16 +128,25 @@ impl Reloader {
         }
     }
 
+    /// Whether the file's content differs from what was last loaded. Any event in the
+    /// directory triggers this check, which also catches a symlink swap (a Kubernetes
+    /// ConfigMap update replaces `..data`, never the file itself).
+    fn file_changed(&self) -> bool {
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            // Unreadable: let the reload report why.
+            return true;
+        };
+        *self.last_text.borrow() != text
+    }
+
     fn watch(&self, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
-        let file = self.path.file_name()?.to_owned();
         let dir = match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event
-                && (event.kind.is_modify() || event.kind.is_create())
-                && event.paths.iter().any(|p| p.file_name() == Some(file.as_os_str()))
+                && (event.kind.is_modify() || event.kind.is_create() || event.kind.is_remove())
             {
                 let _ = tx.try_send(());
             }
@@ -138,11 +169,17 @@ impl Reloader {
         let compiled = tokio::task::spawn_blocking(move || {
             let loaded = load::read_config(&path)?;
             let snapshot = load::compile(&loaded, &plugins, Some(&previous), workers, revision)?;
-            Ok::<_, load::LoadError>((loaded.config, snapshot))
+            Ok::<_, load::LoadError>((loaded, snapshot))
         })
         .await;
         match compiled {
-            Ok(Ok((config, snapshot))) => {
+            Ok(Ok((loaded, snapshot))) => {
+                let config = loaded.config;
+                *self.last_text.borrow_mut() = loaded.text;
+                let log = &config.server.access_log;
+                if let Err(e) = self.access_log.configure(log.enabled, &log.output) {
+                    tracing::error!(output = %log.output, error = %e, "cannot open the new access log output; keeping the previous one");
+                }
                 if config.listen != self.listen {
                     tracing::warn!(
                         "`listen` changed: listeners change only on restart; keeping the current ones"

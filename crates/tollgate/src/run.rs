@@ -36,6 +36,27 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         eprintln!("tollgate: {e}");
         return ExitCode::from(2);
     }
+    let control = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tollgate-control")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tollgate: cannot start the control runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Catch SIGHUP/SIGTERM/SIGINT from the very start: a signal during startup must not kill
+    // the process with the default action.
+    let signals = match control.block_on(async { crate::reload::Signals::install() }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tollgate: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let loaded = match load::read_config(&args.config) {
         Ok(l) => l,
         Err(e) => {
@@ -64,33 +85,15 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     let metrics = ProxyMetrics::new(&mut registry);
     let reload_metrics = ReloadMetrics::new(&mut registry);
     reload_metrics.published(1);
-    let access_log = if access_log_config.enabled {
-        match AccessLogSink::open(&access_log_config.output) {
-            Ok(sink) => sink,
-            Err(e) => {
-                eprintln!(
-                    "tollgate: cannot open access log {:?}: {e}",
-                    access_log_config.output
-                );
-                return ExitCode::from(1);
-            }
-        }
-    } else {
-        AccessLogSink::disabled()
-    };
+    let access_log = AccessLogSink::disabled();
+    if let Err(e) = access_log.configure(access_log_config.enabled, &access_log_config.output) {
+        eprintln!(
+            "tollgate: cannot open access log {:?}: {e}",
+            access_log_config.output
+        );
+        return ExitCode::from(1);
+    }
 
-    let control = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("tollgate-control")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tollgate: cannot start the control runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let admin_listener = match control.block_on(tollgate_admin::bind(listen.admin)) {
         Ok(l) => l,
         Err(e) => {
@@ -98,6 +101,8 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let access_log_handle = access_log.clone();
+    let access_log_final = access_log.clone();
     let proxy = match Proxy::start(
         &ProxyConfig {
             http: listen.proxy,
@@ -128,6 +133,8 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         workers,
         listen,
         metrics: reload_metrics,
+        access_log: access_log_handle,
+        last_text: std::cell::RefCell::new(loaded.text.clone()),
     };
     let watch = !args.no_watch;
     control.block_on(async move {
@@ -135,7 +142,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         let admin = tokio::spawn(tollgate_admin::serve(admin_listener, admin_state, async {
             let _ = admin_stopped.await;
         }));
-        reloader.run_until_shutdown(watch).await;
+        reloader.run_until_shutdown(signals, watch).await;
         ready.store(false, std::sync::atomic::Ordering::Release);
         let _ = stop_admin.send(());
         let _ = admin.await;
@@ -149,6 +156,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     } else {
         tracing::warn!("stopped before every connection drained");
     }
+    access_log_final.close();
     ExitCode::SUCCESS
 }
 

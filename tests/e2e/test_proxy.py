@@ -77,9 +77,6 @@ def test_http2_prior_knowledge_on_the_plain_port(gateway_factory):
     assert len(r2.json()["body"]) == 100_000
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: requests from HTTP/2 clients reach an HTTP/1.1 upstream without a "
-                   "Host header (handler replaces parts.uri by path-only before forward reads the :authority), "
-                   "so a compliant origin rejects them and the client gets 502")
 @pytest.mark.parametrize("transport", ["h2c", "h2-tls"])
 def test_http2_client_is_proxied_to_http1_upstream_with_host(gateway_factory, origin, certs, transport):
     gw = gateway_factory(one_route(origin, tls={"certificates": [certs.localhost.as_config()]}))
@@ -143,9 +140,6 @@ def test_chunked_response_is_streamed_to_the_client(gateway_factory, origin):
     assert hashlib.sha256(r.body).hexdigest() == pattern_sha256(n)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: HTTP/1.1 response trailers are dropped: strip_hop_by_hop removes the "
-                   "`Trailer` response header (not hop-by-hop, RFC 9110 6.6.2) and hyper's h1 encoder only sends "
-                   "trailer fields declared in it")
 def test_trailers_pass_through_http1(gateway_factory, origin):
     gw = gateway_factory(one_route(origin))
     r = raw_request(gw.proxy_port, build_request("GET", "/trailers", [("TE", "trailers")]), check_closed=False)

@@ -160,9 +160,6 @@ def test_shutdown_grace_set_by_a_reload_is_the_one_used(gateway_factory, origin)
     assert long.response is None or long.response.status_code != 200
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a request cut at the end of shutdown_grace leaves no access-log line and "
-                   "no tollgate_requests_total sample (its task is dropped with the worker runtime; the log "
-                   "phase never runs), breaking 'Log phase: always'")
 def test_request_cut_by_shutdown_grace_is_still_logged(gateway_factory, origin):
     gw = gateway_factory(slow_config(origin, grace="1s"))
     long = SlowRequest(f"{gw.proxy_url}/slow/8000")

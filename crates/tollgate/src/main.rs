@@ -35,6 +35,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Until the control loop installs its handlers, a SIGHUP (e.g. from a config management
+    // tool reacting to the same change that started us) must not kill the process.
+    let early_hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, early_hup);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

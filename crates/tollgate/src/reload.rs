@@ -136,7 +136,12 @@ impl Reloader {
             // Unreadable: let the reload report why.
             return true;
         };
-        *self.last_text.borrow() != text
+        // Remember what was seen (valid or not), so one edit is loaded (or rejected) once.
+        let changed = *self.last_text.borrow() != text;
+        if changed {
+            *self.last_text.borrow_mut() = text;
+        }
+        changed
     }
 
     fn watch(&self, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
@@ -175,7 +180,6 @@ impl Reloader {
         match compiled {
             Ok(Ok((loaded, snapshot))) => {
                 let config = loaded.config;
-                *self.last_text.borrow_mut() = loaded.text;
                 let log = &config.server.access_log;
                 if let Err(e) = self.access_log.configure(log.enabled, &log.output) {
                     tracing::error!(output = %log.output, error = %e, "cannot open the new access log output; keeping the previous one");

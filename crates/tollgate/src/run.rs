@@ -134,7 +134,9 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         listen,
         metrics: reload_metrics,
         access_log: access_log_handle,
-        last_text: std::cell::RefCell::new(loaded.text.clone()),
+        last_text: std::cell::RefCell::new(
+            std::fs::read_to_string(&args.config).unwrap_or_default(),
+        ),
     };
     let watch = !args.no_watch;
     control.block_on(async move {

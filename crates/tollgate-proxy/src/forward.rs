@@ -127,7 +127,7 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     *upstream_req.headers_mut() = headers;
 
     let started = Instant::now();
-    let sent = pool.send(conn.worker, target_index, upstream_req);
+    let sent = pool.send(conn.worker, target_index, upstream_req, started);
     let result = tokio::time::timeout(service.response_timeout, sent).await;
     let elapsed = started.elapsed();
     log.upstream_ms = Some(elapsed.as_secs_f64() * 1000.0);

@@ -15,6 +15,22 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// header names. `Trailer` is end-to-end (it announces trailer fields) and stays. `TE: trailers` survives (it asks for trailers end to end); with `upgrade`,
 /// `Upgrade` survives and `Connection: upgrade` is set again.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Most messages carry none of these: one pass over the names instead of a hash lookup
+    // per hop-by-hop header.
+    let any = headers.keys().any(|k| {
+        k == header::CONNECTION
+            || k == header::TE
+            || k == header::TRANSFER_ENCODING
+            || k == header::UPGRADE
+            || k == KEEP_ALIVE
+            || k == PROXY_CONNECTION
+    });
+    if !any {
+        if upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)

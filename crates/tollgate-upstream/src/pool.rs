@@ -19,7 +19,8 @@ type WorkerSlot = std::sync::Mutex<Idle>;
 /// Idle HTTP/1.1 connections of one target on one worker, most recently used last.
 #[derive(Default)]
 struct Idle {
-    http1: Vec<(hyper::client::conn::http1::SendRequest<ProxyBody>, Instant)>,
+    /// Oldest first; checkout takes from the back (warmest), expiry trims the front.
+    http1: std::collections::VecDeque<(hyper::client::conn::http1::SendRequest<ProxyBody>, Instant)>,
     http2: Option<hyper::client::conn::http2::SendRequest<ProxyBody>>,
 }
 
@@ -101,12 +102,13 @@ impl UpstreamPool {
 
     /// Sends `req` (origin-form URI for HTTP/1.1, absolute for HTTP/2) to target `target` on
     /// a pooled connection of worker `worker`, opening one when none is free. Must be called
-    /// on that worker's runtime.
+    /// on that worker's runtime. `now` is the caller's clock reading (saves reading it again).
     pub async fn send(
         &self,
         worker: usize,
         target: usize,
         req: Request<ProxyBody>,
+        now: Instant,
     ) -> Result<Response<Incoming>, SendError> {
         let Some(slot) = self.idle.get(worker).and_then(|w| w.get(target)) else {
             return Err(SendError::Connect(crate::client::ConnectError::Timeout(
@@ -122,14 +124,14 @@ impl UpstreamPool {
         // A pooled connection can turn out closed before the request is written; then the
         // request comes back untouched and goes out on another connection.
         for _ in 0..3 {
-            let sender = match self.checkout(slot) {
+            let sender = match self.checkout(slot, now) {
                 Some(s) => s,
                 None => self.connector.connect(t).await?,
             };
             match sender {
                 Sender::Http1(mut s) => match s.try_send_request(req).await {
                     Ok(res) => {
-                        self.checkin_http1(slot, s);
+                        self.checkin_http1(slot, s, now);
                         return Ok(res);
                     }
                     Err(mut e) => match e.take_message() {
@@ -161,7 +163,7 @@ impl UpstreamPool {
         result.map_err(SendError::Request)
     }
 
-    fn checkout(&self, slot: &WorkerSlot) -> Option<Sender> {
+    fn checkout(&self, slot: &WorkerSlot, now: Instant) -> Option<Sender> {
         let mut idle = slot.lock().ok()?;
         if let Some(h2) = &idle.http2 {
             if !h2.is_closed() {
@@ -169,26 +171,43 @@ impl UpstreamPool {
             }
             idle.http2 = None;
         }
-        let now = Instant::now();
         let max_idle = self.settings.idle_timeout;
-        // Drop connections that are closed or idle too long.
-        idle.http1
-            .retain(|(s, since)| !s.is_closed() && now.duration_since(*since) < max_idle);
-        // Most recently used first: it is the warmest and least likely to have been closed.
-        let ready = idle.http1.iter().rposition(|(s, _)| s.is_ready())?;
-        let (sender, _) = idle.http1.swap_remove(ready);
-        Some(Sender::Http1(sender))
+        // Expire from the oldest end: usually one comparison.
+        while let Some((s, since)) = idle.http1.front() {
+            if s.is_closed() || now.saturating_duration_since(*since) >= max_idle {
+                idle.http1.pop_front();
+            } else {
+                break;
+            }
+        }
+        // Take the warmest ready connection; busy ones (still streaming a response body) go
+        // back to the oldest end, closed ones are dropped.
+        let mut busy = 0;
+        while let Some((sender, since)) = idle.http1.pop_back() {
+            if sender.is_ready() {
+                return Some(Sender::Http1(sender));
+            }
+            if !sender.is_closed() {
+                idle.http1.push_front((sender, since));
+                busy += 1;
+                if busy >= idle.http1.len() {
+                    break;
+                }
+            }
+        }
+        None
     }
 
     fn checkin_http1(
         &self,
         slot: &WorkerSlot,
         sender: hyper::client::conn::http1::SendRequest<ProxyBody>,
+        now: Instant,
     ) {
         if let Ok(mut idle) = slot.lock()
             && idle.http1.len() < self.settings.max_idle_per_target
         {
-            idle.http1.push((sender, Instant::now()));
+            idle.http1.push_back((sender, now));
         }
     }
 

@@ -526,6 +526,19 @@ def test_sighup_during_startup_does_not_kill_the_gateway(gateway_factory, origin
 
     listen = f"listen:\n  proxy: 127.0.0.1:{free_port()}\n  admin: 127.0.0.1:{free_port()}\n"
     gw = gateway_factory(config_text(listen, origin.url, "A"), wait_ready=False)
+    # A signal that arrives before the program's first instruction can only take the default
+    # action, for any program. Wait until the process catches SIGHUP (bit 1 of SigCgt: set by
+    # the first line of main), then signal it while it is still starting up.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{gw.proc.pid}/status") as f:
+                caught = next(int(l.split()[1], 16) for l in f if l.startswith("SigCgt:"))
+            if caught & (1 << (_signal.SIGHUP - 1)):
+                break
+        except (FileNotFoundError, StopIteration):
+            pass
+        time.sleep(0.001)
     gw.proc.send_signal(_signal.SIGHUP)
     time.sleep(0.3)
     assert gw.proc.poll() is None, f"gateway died with {gw.proc.returncode} on an early SIGHUP"

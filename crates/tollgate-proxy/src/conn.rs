@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -25,41 +25,36 @@ pub(crate) struct ConnInfo {
     pub(crate) activity: Arc<Activity>,
 }
 
-/// Requests in flight on a connection and when the last one ended, for the idle timeout.
-#[derive(Debug)]
+/// Requests in flight on a connection and how many have started, for the idle timeout. No
+/// clock is read per request: the idle timer compares counts between two firings.
+#[derive(Debug, Default)]
 pub(crate) struct Activity {
-    opened: Instant,
     in_flight: AtomicU32,
-    last_end_ms: AtomicU64,
+    started: AtomicU64,
 }
 
 impl Activity {
     fn new() -> Self {
-        Self {
-            opened: Instant::now(),
-            in_flight: AtomicU32::new(0),
-            last_end_ms: AtomicU64::new(0),
-        }
+        Self::default()
     }
 
     pub(crate) fn begin(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.started.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn end(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_end_ms.store(ms, Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// How long until the connection has been idle for `idle`; `None` if it already has.
-    fn idle_remaining(&self, idle: Duration) -> Option<Duration> {
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return Some(idle);
-        }
-        let last = Duration::from_millis(self.last_end_ms.load(Ordering::Relaxed));
-        let idle_since = self.opened.elapsed().saturating_sub(last);
-        idle.checked_sub(idle_since).filter(|d| !d.is_zero())
+    /// A snapshot to compare at the next timer firing.
+    fn mark(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// True when nothing is in flight and no request started since `mark`.
+    fn idle_since(&self, mark: u64) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0 && self.started.load(Ordering::Relaxed) == mark
     }
 }
 
@@ -174,8 +169,11 @@ async fn drive<I, S>(
     if closing {
         conn.as_mut().graceful_shutdown();
     }
+    // The connection closes once a whole `idle` period passed with nothing in flight and no
+    // new request: after between one and two periods of silence.
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
+    let mut mark = activity.mark();
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -191,12 +189,12 @@ async fn drive<I, S>(
                 }
             }
             () = &mut idle_timer, if !closing => {
-                match activity.idle_remaining(idle) {
-                    None => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    Some(left) => idle_timer.as_mut().reset(tokio::time::Instant::now() + left),
+                if activity.idle_since(mark) {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                } else {
+                    mark = activity.mark();
+                    idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
                 }
             }
         }

@@ -147,14 +147,17 @@ pub(crate) fn set_forwarded(
     host: Option<&HeaderValue>,
 ) {
     let proto = if tls { "https" } else { "http" };
-    match (trusted_peer, joined(headers, &X_FORWARDED_FOR)) {
-        (true, Some(prev)) => {
+    match trusted_peer
+        .then(|| joined(headers, &X_FORWARDED_FOR))
+        .flatten()
+    {
+        Some(prev) => {
             let xff = format!("{prev}, {}", peer.text.to_str().unwrap_or("unknown"));
             if let Ok(v) = HeaderValue::from_str(&xff) {
                 headers.insert(&X_FORWARDED_FOR, v);
             }
         }
-        _ => {
+        None => {
             headers.insert(&X_FORWARDED_FOR, peer.text.clone());
         }
     }
@@ -183,9 +186,12 @@ pub(crate) fn set_forwarded(
     }
     element.push_str(";proto=");
     element.push_str(proto);
-    let forwarded = match (trusted_peer, joined(headers, &header::FORWARDED)) {
-        (true, Some(prev)) => format!("{prev}, {element}"),
-        _ => element,
+    let forwarded = match trusted_peer
+        .then(|| joined(headers, &header::FORWARDED))
+        .flatten()
+    {
+        Some(prev) => format!("{prev}, {element}"),
+        None => element,
     };
     if let Ok(v) = HeaderValue::from_str(&forwarded) {
         headers.insert(header::FORWARDED, v);

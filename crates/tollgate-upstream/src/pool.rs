@@ -20,7 +20,8 @@ type WorkerSlot = std::sync::Mutex<Idle>;
 #[derive(Default)]
 struct Idle {
     /// Oldest first; checkout takes from the back (warmest), expiry trims the front.
-    http1: std::collections::VecDeque<(hyper::client::conn::http1::SendRequest<ProxyBody>, Instant)>,
+    http1:
+        std::collections::VecDeque<(hyper::client::conn::http1::SendRequest<ProxyBody>, Instant)>,
     http2: Option<hyper::client::conn::http2::SendRequest<ProxyBody>>,
 }
 

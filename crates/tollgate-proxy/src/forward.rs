@@ -146,7 +146,11 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client) = client_upgrade {
             let upstream = hyper::upgrade::on(&mut response);
-            crate::upgrade::tunnel(client, upstream);
+            // Plain HTTP/1.1 connections hand the upstream side to their driver, which
+            // tunnels once the 101 is written; the others upgrade through hyper.
+            if let Err(upstream) = conn.hand_over_upgrade(upstream) {
+                crate::upgrade::tunnel(client, upstream);
+            }
             let (parts, _) = response.into_parts();
             return Ok(Response::from_parts(parts, ProxyBody::Empty));
         }

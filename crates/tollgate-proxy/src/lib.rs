@@ -20,6 +20,7 @@ mod metrics;
 pub mod normalize;
 mod request_id;
 mod response_body;
+mod rewind;
 mod server;
 mod upgrade;
 

@@ -50,6 +50,7 @@ pub struct ProxyMetrics {
     pub(crate) duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub(crate) upstream_duration: Family<ServiceLabels, Histogram, fn() -> Histogram>,
     pub(crate) connections: Gauge,
+    pub(crate) parked: Gauge,
     pub(crate) access_log_dropped: Counter,
 }
 
@@ -61,6 +62,7 @@ impl ProxyMetrics {
             duration: Family::new_with_constructor(latency_histogram),
             upstream_duration: Family::new_with_constructor(latency_histogram),
             connections: Gauge::default(),
+            parked: Gauge::default(),
             access_log_dropped: Counter::default(),
         };
         registry.register(
@@ -82,6 +84,11 @@ impl ProxyMetrics {
             "tollgate_connections_active",
             "Client connections currently open",
             m.connections.clone(),
+        );
+        registry.register(
+            "tollgate_connections_parked",
+            "Idle HTTP/1.1 client connections whose server state is released (socket only)",
+            m.parked.clone(),
         );
         registry.register(
             "tollgate_access_log_dropped",

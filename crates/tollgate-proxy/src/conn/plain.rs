@@ -1,0 +1,233 @@
+//! Plain-text connections: HTTP/2 with prior knowledge or HTTP/1.1, the latter parked when
+//! quiet so an idle keep-alive connection holds a socket and little else.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::driver::{self, Timeouts};
+use super::{ConnInfo, PARK_AFTER};
+use crate::rewind::Rewind;
+
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The service type every connection uses.
+pub(super) trait Service:
+    hyper::service::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<crate::response_body::ResponseBody>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> Service for S where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::response_body::ResponseBody>,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn serve<S: Service>(
+    mut stream: TcpStream,
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+    service: S,
+    boxed: super::BoxedService,
+    info: &ConnInfo,
+    timeouts: Timeouts,
+    parked: &Gauge,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let sniffed = tokio::time::timeout(timeouts.header, sniff(&mut stream)).await;
+    let (is_h2, prefix) = match sniffed {
+        Ok(Ok(Some(found))) => found,
+        // Closed before sending anything, an I/O error, or silence: nothing to answer.
+        Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return,
+    };
+    if is_h2 {
+        let conn = h2.serve_connection(TokioIo::new(Rewind::new(prefix, stream)), service);
+        // Boxed so HTTP/1.1 connections do not carry room for HTTP/2 state.
+        Box::pin(driver::drive(conn, &info.activity, timeouts.idle, shutdown)).await;
+        return;
+    }
+    serve_http1(
+        stream,
+        prefix,
+        h1,
+        boxed,
+        info,
+        timeouts.idle,
+        parked,
+        shutdown,
+    )
+    .await;
+}
+
+/// Reads until the bytes either are the HTTP/2 preface or cannot be. Returns whether it is
+/// HTTP/2 and the bytes read, or `None` when the client closed first.
+async fn sniff(stream: &mut TcpStream) -> std::io::Result<Option<(bool, Bytes)>> {
+    let mut buf = [0u8; 24];
+    let mut len = 0;
+    loop {
+        let n = stream.read(&mut buf[len..]).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        len += n;
+        if buf[..len] != H2_PREFACE[..len] {
+            return Ok(Some((false, Bytes::copy_from_slice(&buf[..len]))));
+        }
+        if len == H2_PREFACE.len() {
+            return Ok(Some((true, Bytes::copy_from_slice(&buf))));
+        }
+    }
+}
+
+/// Why one round of serving ended.
+enum Round {
+    /// The connection is over (closed by either side, shut down, or upgraded).
+    Done,
+    /// Parked: the server state was released; resume with these bytes already read.
+    Parked(TcpStream, Bytes),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_http1(
+    stream: TcpStream,
+    prefix: Bytes,
+    builder: http1::Builder,
+    service: super::BoxedService,
+    info: &ConnInfo,
+    idle: Duration,
+    parked: &Gauge,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let mut stream = stream;
+    let mut prefix = prefix;
+    loop {
+        let round = serve_round(
+            stream,
+            prefix,
+            &builder,
+            service.clone(),
+            info,
+            idle,
+            shutdown,
+        );
+        match round.await {
+            Round::Done => return,
+            Round::Parked(s, leftover) => {
+                stream = s;
+                prefix = leftover;
+            }
+        }
+        if !prefix.is_empty() {
+            continue;
+        }
+        // Parked: only the socket is held until the client speaks again.
+        let wait_until = tokio::time::Instant::now() + idle.saturating_sub(PARK_AFTER);
+        parked.inc();
+        let resume = tokio::select! {
+            ready = stream.readable() => ready.is_ok(),
+            () = tokio::time::sleep_until(wait_until) => false,
+            changed = shutdown.changed() => !(changed.is_err() || *shutdown.borrow()),
+        };
+        parked.dec();
+        if !resume {
+            return;
+        }
+    }
+}
+
+async fn serve_round(
+    stream: TcpStream,
+    prefix: Bytes,
+    builder: &http1::Builder,
+    service: super::BoxedService,
+    info: &ConnInfo,
+    idle: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Round {
+    let activity = &info.activity;
+    // Boxed so a parked connection's task does not keep room for the server state.
+    let mut conn =
+        Box::pin(builder.serve_connection(TokioIo::new(Rewind::new(prefix, stream)), service));
+    let mut closing = *shutdown.borrow();
+    if closing {
+        conn.as_mut().graceful_shutdown();
+    }
+    let mut parking: Option<u64> = None;
+    let mut mark = activity.mark();
+    let timer = tokio::time::sleep(PARK_AFTER);
+    tokio::pin!(timer);
+    let mut quiet_for = Duration::ZERO;
+    let result = loop {
+        tokio::select! {
+            result = std::future::poll_fn(|cx| conn.as_mut().poll_without_shutdown(cx)) => break result,
+            changed = shutdown.changed(), if !closing => {
+                if changed.is_err() || *shutdown.borrow() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            () = &mut timer, if !closing && parking.is_none() => {
+                if activity.idle_since(mark) {
+                    quiet_for += PARK_AFTER;
+                    if quiet_for >= idle {
+                        // Idle for the whole idle timeout while never parked (e.g. a request
+                        // head still arriving): close.
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    } else {
+                        // hyper ends an idle HTTP/1 connection at once when keep-alive is
+                        // turned off, and returns its parts without closing the socket.
+                        parking = Some(mark);
+                        conn.as_mut().graceful_shutdown();
+                    }
+                } else {
+                    quiet_for = Duration::ZERO;
+                    mark = activity.mark();
+                    timer.as_mut().reset(tokio::time::Instant::now() + PARK_AFTER);
+                }
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+        return Round::Done;
+    }
+    let parts = std::pin::Pin::into_inner(conn).into_parts();
+    let (stream_side, unread_prefix) = parts.io.into_inner().into_parts();
+    if let Some(upstream) = info.take_upgrade() {
+        let mut read = BytesMut::from(&unread_prefix[..]);
+        read.extend_from_slice(&parts.read_buf);
+        crate::upgrade::tunnel_raw(Rewind::new(read.freeze(), stream_side), upstream);
+        return Round::Done;
+    }
+    match parking {
+        // A request arrived after parking began: hyper answered it with keep-alive off
+        // (`Connection: close`), so the connection must end.
+        Some(at) if !closing && activity.mark() == at => {
+            let mut leftover = BytesMut::from(&unread_prefix[..]);
+            leftover.extend_from_slice(&parts.read_buf);
+            Round::Parked(stream_side, leftover.freeze())
+        }
+        _ => Round::Done,
+    }
+}

@@ -1,0 +1,116 @@
+"""Idle keep-alive connections: plain HTTP/1.1 connections release their server state when
+quiet ("parked") and resume transparently when the client speaks again."""
+
+from __future__ import annotations
+
+import time
+
+from support.configs import one_route
+from support.rawhttp import RawConnection, build_request
+
+# The gateway parks a plain HTTP/1.1 connection after 50 ms without a request.
+PAST_PARK = 0.2
+
+
+def get(path: str, extra: list[tuple[str, str]] | None = None) -> bytes:
+    return build_request("GET", path, [("Host", "a.test"), *(extra or [])])
+
+
+def test_a_parked_connection_serves_the_next_request(gateway_factory, origin):
+    gw = gateway_factory(one_route(origin))
+    with RawConnection("127.0.0.1", gw.proxy_port) as c:
+        for i in range(3):
+            c.send(get(f"/echo/{i}"))
+            r = c.read_response()
+            assert r.status == 200
+            assert r.json()["path"] == f"/echo/{i}"
+            time.sleep(PAST_PARK)
+        assert not c.eof
+
+
+def test_pipelined_requests_survive_parking(gateway_factory, origin):
+    gw = gateway_factory(one_route(origin))
+    with RawConnection("127.0.0.1", gw.proxy_port) as c:
+        c.send(get("/echo/a"))
+        assert c.read_response().status == 200
+        time.sleep(PAST_PARK)
+        # Two requests in one write, right after the connection was parked.
+        c.send(get("/echo/b") + get("/echo/c"))
+        assert c.read_response().json()["path"] == "/echo/b"
+        assert c.read_response().json()["path"] == "/echo/c"
+
+
+def test_a_request_head_split_across_the_park_delay_is_served(gateway_factory, origin):
+    gw = gateway_factory(one_route(origin))
+    with RawConnection("127.0.0.1", gw.proxy_port) as c:
+        c.send(get("/echo/first"))
+        assert c.read_response().status == 200
+        data = get("/echo/split")
+        c.send(data[:10])
+        time.sleep(PAST_PARK)
+        c.send(data[10:])
+        r = c.read_response()
+        assert r.status == 200 and r.json()["path"] == "/echo/split"
+
+
+def test_websocket_after_the_connection_was_parked(gateway_factory, origin):
+    gw = gateway_factory(one_route(origin))
+    with RawConnection("127.0.0.1", gw.proxy_port) as c:
+        c.send(get("/echo/before"))
+        assert c.read_response().status == 200
+        time.sleep(PAST_PARK)
+        c.send(
+            get(
+                "/ws",
+                [
+                    ("Connection", "Upgrade"),
+                    ("Upgrade", "websocket"),
+                    ("Sec-WebSocket-Version", "13"),
+                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ],
+            )
+        )
+        _, status, _, headers = c.read_head()
+        assert status == 101
+        assert dict(headers).get("upgrade", "").lower() == "websocket"
+        # A masked text frame "hi"; the echo server answers with an unmasked "hi".
+        mask = b"\x01\x02\x03\x04"
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"hi"))
+        c.send(b"\x81\x82" + mask + payload)
+        frame = c._read_exact(4)
+        assert frame == b"\x81\x02hi"
+
+
+def test_idle_timeout_closes_a_parked_connection(gateway_factory, origin):
+    gw = gateway_factory(one_route(origin, server={"timeouts": {"idle": "1s"}}))
+    with RawConnection("127.0.0.1", gw.proxy_port, timeout=5) as c:
+        c.send(get("/echo/x"))
+        assert c.read_response().status == 200
+        started = time.monotonic()
+        assert c._read_to_eof() == b""
+        waited = time.monotonic() - started
+        assert 0.5 <= waited <= 3.5, waited
+
+
+def parked_gauge(gw) -> float:
+    for line in gw.metrics().splitlines():
+        if line.startswith("tollgate_connections_parked "):
+            return float(line.split()[1])
+    raise AssertionError("tollgate_connections_parked missing from /metrics")
+
+
+def test_quiet_connections_are_parked_and_counted(gateway_factory, origin):
+    gw = gateway_factory(one_route(origin))
+    conns = [RawConnection("127.0.0.1", gw.proxy_port) for _ in range(5)]
+    try:
+        for c in conns:
+            c.send(get("/echo/p"))
+            assert c.read_response().status == 200
+        time.sleep(PAST_PARK)
+        assert parked_gauge(gw) == 5
+        conns[0].send(get("/echo/again"))
+        assert conns[0].read_response().status == 200
+        assert parked_gauge(gw) == 4
+    finally:
+        for c in conns:
+            c.close()

@@ -331,9 +331,8 @@ def test_replace_prefix_swaps_matched_prefix(gateway_factory, origin):
         assert c.get("/old/x/y").status_code == 200
         assert c.get("/old/").status_code == 200
         assert c.get("/old").status_code == 200
-    # The bare prefix becomes the replacement plus "/" (documented in the rewrite unit tests:
-    # "/api" -> "/v2/"; Envoy's prefix_rewrite would give "/new/v2").
-    assert origin.paths() == ["/new/v2/x/y", "/new/v2/", "/new/v2/"]
+    # The prefix is replaced as written: a trailing slash is kept, none is added.
+    assert origin.paths() == ["/new/v2/x/y", "/new/v2/", "/new/v2"]
 
 
 def test_target_url_base_path_is_prefixed(gateway_factory, origin):

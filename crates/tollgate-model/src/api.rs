@@ -36,7 +36,7 @@ pub struct Route {
     /// Methods; empty: any.
     #[serde(default)]
     pub methods: Vec<String>,
-    /// Host names, narrowing the API's hosts; empty: the API's.
+    /// Host names for this route; when set they replace the API's hosts; empty: the API's.
     #[serde(default)]
     pub hosts: Vec<String>,
     /// Header conditions, all of which must hold.

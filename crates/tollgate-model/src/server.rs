@@ -18,6 +18,7 @@ pub struct ServerConfig {
     /// Request size bounds.
     pub limits: Limits,
     /// Peers whose `X-Forwarded-*` and `Forwarded` headers are trusted (CIDRs or addresses).
+    #[serde(deserialize_with = "nets_or_addresses")]
     pub trusted_proxies: Vec<IpNet>,
     /// How request paths are normalized before routing.
     pub path_normalization: PathNormalization,
@@ -142,4 +143,21 @@ impl Default for AccessLog {
             output: "stdout".to_owned(),
         }
     }
+}
+
+/// Reads a list of networks where a bare address means that one host (`10.0.0.1` → `/32`).
+fn nets_or_addresses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let items: Vec<String> = Vec::deserialize(d)?;
+    items
+        .iter()
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{item:?} is neither an address nor a network (CIDR such as 10.0.0.0/8)"
+                    ))
+                })
+        })
+        .collect()
 }

@@ -56,11 +56,11 @@ impl Validator {
                 _ => {}
             }
             if let Some(mock) = &service.mock
-                && !(100..=999).contains(&mock.status)
+                && !(200..=599).contains(&mock.status)
             {
                 self.err(
                     at.key("mock").key("status"),
-                    format!("{} is not an HTTP status code", mock.status),
+                    format!("{} is not a final HTTP status code (200-599)", mock.status),
                 );
             }
             for (j, target) in service.targets.iter().enumerate() {
@@ -249,7 +249,7 @@ impl Validator {
             for pattern in &patterns {
                 let key = MatchKey {
                     host: host.clone(),
-                    path: pattern.to_string(),
+                    path: canonical(pattern),
                     conditions: conditions.clone(),
                 };
                 let entry = matches.entry(key).or_default();
@@ -264,6 +264,12 @@ impl Validator {
         let path = at.key("rewrite").key("template");
         if !template.starts_with('/') {
             self.err(path.clone(), "must start with '/'");
+        }
+        if template.contains(['?', '#']) {
+            self.err(
+                path.clone(),
+                "a path template cannot contain '?' or '#' (the request's query is kept as it is)",
+            );
         }
         let mut rest = template;
         while let Some(open) = rest.find('{') {
@@ -336,6 +342,31 @@ struct MatchKey {
     host: String,
     path: String,
     conditions: Vec<String>,
+}
+
+/// A pattern's text with parameter names erased: `/users/{id}` and `/users/{uid}` match the
+/// same requests.
+fn canonical(pattern: &PathPattern) -> String {
+    match pattern {
+        PathPattern::Template(segments) => {
+            let mut out = String::new();
+            for s in segments {
+                match s {
+                    crate::Segment::Static(t) => {
+                        out.push('/');
+                        out.push_str(t);
+                    }
+                    crate::Segment::Param(_) => out.push_str("/{}"),
+                    crate::Segment::CatchAll(_) => out.push_str("/{*}"),
+                }
+            }
+            if out.is_empty() {
+                out.push('/');
+            }
+            out
+        }
+        other => other.to_string(),
+    }
 }
 
 fn conditions_key(headers: &[HeaderMatch], query: &[QueryMatch]) -> Vec<String> {
@@ -487,6 +518,14 @@ mod tests {
         let e = errors(&yaml.replace("{M}", "GET"));
         assert!(e.contains("conflicts with apis[0].routes[0]"), "{e}");
         assert!(parse_config(&yaml.replace("{M}", "POST"), Format::Yaml, "t").is_ok());
+    }
+
+    #[test]
+    fn templates_differing_only_in_parameter_names_conflict() {
+        let e = errors(&format!(
+            "{BASE}apis:\n  - name: a\n    routes:\n      - {{name: r1, paths: ['/u/{{id}}'], service: s}}\n      - {{name: r2, paths: ['/u/{{uid}}'], service: s}}\n"
+        ));
+        assert!(e.contains("conflicts with apis[0].routes[0]"), "{e}");
     }
 
     #[test]

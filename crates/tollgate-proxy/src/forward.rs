@@ -24,7 +24,8 @@ pub(crate) struct Forward<'a> {
     pub(crate) pool: &'a UpstreamPool,
     pub(crate) service: &'a CompiledService,
     pub(crate) route: &'a CompiledRoute,
-    pub(crate) route_index: Option<usize>,
+    /// The client's host (before policies), for the forwarding headers.
+    pub(crate) client_host: Option<HeaderValue>,
     pub(crate) cx: &'a mut RequestCtx,
     pub(crate) parts: &'a mut request::Parts,
     pub(crate) body: ProxyBody,
@@ -37,7 +38,7 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
         pool,
         service,
         route,
-        route_index,
+        client_host,
         cx,
         parts,
         body,
@@ -47,7 +48,6 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     let Some((target_index, target)) = pool.select() else {
         return Err(errors::no_target());
     };
-    let _ = route_index;
     log.target = Some((route.service, target_index));
 
     let upgrade = is_upgrade(parts);
@@ -56,12 +56,8 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     } else {
         None
     };
-    // The authority of an HTTP/2 or absolute-form request wins over `Host` (RFC 9112 §3.2.2).
-    let client_host = parts
-        .uri
-        .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        .or_else(|| parts.headers.get(header::HOST).cloned());
+    // `Host` as it stands after the policies (the handler put the URI authority there).
+    let host = parts.headers.get(header::HOST).cloned();
 
     let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers, upgrade && client_upgrade.is_some());
@@ -74,7 +70,7 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
         conn.tls,
         client_host.as_ref(),
     );
-    match (route.host_header, client_host) {
+    match (route.host_header, host) {
         (HostPolicy::Pass, Some(h)) => {
             headers.insert(header::HOST, h);
         }

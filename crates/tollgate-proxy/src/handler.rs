@@ -133,6 +133,14 @@ async fn pipeline(
     if parts.method == http::Method::CONNECT {
         return Err(errors::bad_request("CONNECT is not supported"));
     }
+    // One source of truth for the host: the URI authority of an HTTP/2 or absolute-form
+    // request replaces `Host` (RFC 9112 §3.2.2). Policies may then change `Host`.
+    if let Some(authority) = parts.uri.authority()
+        && let Ok(value) = http::HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(header::HOST, value);
+    }
+    let client_host = parts.headers.get(header::HOST).cloned();
     // Normalize, route, and work out the path the upstream receives: what was matched,
     // rewritten if the route says so. The common case (already normalized, no rewrite)
     // allocates nothing and keeps the request's URI as it is.
@@ -152,45 +160,45 @@ async fn pipeline(
             query,
             headers: &parts.headers,
         };
-        // A CORS preflight is routed as the request it announces, so a route limited to GET
-        // still sees (and its `cors` policy answers) the OPTIONS preflight for it.
-        let found: Option<Match> = snapshot.router.find(&view).or_else(|| {
-            let announced = preflight_method(parts)?;
-            snapshot.router.find(&RequestView {
-                method: &announced,
-                ..view
-            })
-        });
+        // A CORS preflight is routed as the request it announces (falling back to OPTIONS),
+        // so the route that will serve the real request, and its `cors` policy, answer it.
+        let found: Option<Match> = match preflight_method(parts) {
+            Some(announced) => snapshot
+                .router
+                .find(&RequestView {
+                    method: &announced,
+                    ..view
+                })
+                .or_else(|| snapshot.router.find(&view)),
+            None => snapshot.router.find(&view),
+        };
         let Some(found) = found else {
             return Err(errors::not_found());
         };
         let route = &snapshot.routes[found.route];
-        let new_path = match &route.rewrite {
-            Some(rw) => Some(rw.apply(path, &found)),
-            None => match normalized {
-                Cow::Owned(p) => Some(p),
-                Cow::Borrowed(_) => None,
-            },
-        };
-        let new_path = new_path.map(|p| match query {
+        let with_query = |p: String| match query {
             Some(q) => format!("{p}?{q}"),
             None => p,
-        });
-        (found, new_path)
+        };
+        let rewritten = route
+            .rewrite
+            .as_ref()
+            .map(|rw| with_query(rw.apply(path, &found)));
+        let normalized = match normalized {
+            Cow::Owned(p) => Some(with_query(p)),
+            Cow::Borrowed(_) => None,
+        };
+        (found, (normalized, rewritten))
     };
+    let (normalized_path, rewritten_path) = new_path;
     let route = &snapshot.routes[found.route];
     log.route = Some(found.route);
     cx.route = Some(route.info.clone());
     cx.params = found.params;
-    if let Some(path_and_query) = new_path {
-        // Keep scheme and authority (HTTP/2 and absolute-form requests carry the host there).
-        let mut uri = std::mem::take(&mut parts.uri).into_parts();
-        uri.path_and_query = Some(
-            http::uri::PathAndQuery::try_from(path_and_query)
-                .map_err(|_| errors::bad_request("the rewritten path is not a valid URI"))?,
-        );
-        parts.uri = http::Uri::from_parts(uri)
-            .map_err(|_| errors::bad_request("the rewritten path is not a valid URI"))?;
+    // Access policies see the normalized path as the client addressed it; the upstream
+    // receives the rewritten one.
+    if let Some(path_and_query) = normalized_path {
+        set_path(parts, path_and_query)?;
     }
 
     for policy in &route.chain.access {
@@ -234,22 +242,25 @@ async fn pipeline(
         ProxyBody::counted(body, limit, counter)
     };
 
+    if let Some(path_and_query) = rewritten_path {
+        set_path(parts, path_and_query)?;
+    }
+    for policy in &route.chain.upstream {
+        match policy.upstream(cx, parts) {
+            Outcome::Continue => {}
+            Outcome::Respond(r) => return Ok(r),
+            Outcome::Reject(e) => return Err(e),
+        }
+    }
     let service = &snapshot.services[route.service];
     match &service.backend {
         Backend::Mock(mock) => crate::echo::mock_response(mock, cx, parts, body).await,
         Backend::Pool(pool) => {
-            for policy in &route.chain.upstream {
-                match policy.upstream(cx, parts) {
-                    Outcome::Continue => {}
-                    Outcome::Respond(r) => return Ok(r),
-                    Outcome::Reject(e) => return Err(e),
-                }
-            }
             crate::forward::forward(crate::forward::Forward {
                 pool,
                 service,
                 route,
-                route_index: log.route,
+                client_host,
                 cx,
                 parts,
                 body,
@@ -259,6 +270,16 @@ async fn pipeline(
             .await
         }
     }
+}
+
+/// Replaces the path and query of the request, keeping scheme and authority.
+fn set_path(parts: &mut request::Parts, path_and_query: String) -> Result<(), GatewayError> {
+    let invalid = || errors::bad_request("the rewritten path is not a valid URI");
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.path_and_query =
+        Some(http::uri::PathAndQuery::try_from(path_and_query).map_err(|_| invalid())?);
+    parts.uri = http::Uri::from_parts(uri).map_err(|_| invalid())?;
+    Ok(())
 }
 
 /// The method a CORS preflight announces, if this is one.

@@ -21,6 +21,7 @@ impl EncodeLabelValue for Name {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
+    pub(crate) api: Name,
     pub(crate) route: Name,
     pub(crate) service: Name,
     pub(crate) status_class: &'static str,
@@ -28,6 +29,7 @@ pub(crate) struct RequestLabels {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct RouteLabels {
+    pub(crate) api: Name,
     pub(crate) route: Name,
     pub(crate) service: Name,
 }
@@ -67,12 +69,12 @@ impl ProxyMetrics {
         };
         registry.register(
             "tollgate_requests",
-            "Requests answered, by route, service and status class",
+            "Requests answered, by API, route, service and status class",
             m.requests.clone(),
         );
         registry.register(
             "tollgate_request_duration_seconds",
-            "Time from request head to response end, by route and service",
+            "Time from request head to response end, by API, route and service",
             m.duration.clone(),
         );
         registry.register(
@@ -176,10 +178,15 @@ pub(crate) mod cache {
             };
             sync(&mut cache, snapshot);
             let slot = route.unwrap_or(snapshot.routes.len());
-            let (route_name, service_name) = match route.and_then(|r| snapshot.routes.get(r)) {
-                Some(r) => (r.info.route.clone(), r.info.service.clone()),
-                None => (empty.clone(), empty.clone()),
-            };
+            let (api_name, route_name, service_name) =
+                match route.and_then(|r| snapshot.routes.get(r)) {
+                    Some(r) => (
+                        r.info.api.clone(),
+                        r.info.route.clone(),
+                        r.info.service.clone(),
+                    ),
+                    None => (empty.clone(), empty.clone(), empty.clone()),
+                };
             let Some(handles) = cache.routes.get_mut(slot) else {
                 return;
             };
@@ -188,6 +195,7 @@ pub(crate) mod cache {
                 metrics
                     .requests
                     .get_or_create(&RequestLabels {
+                        api: Name(api_name.clone()),
                         route: Name(route_name.clone()),
                         service: Name(service_name.clone()),
                         status_class: ProxyMetrics::status_class(status),
@@ -201,6 +209,7 @@ pub(crate) mod cache {
                     metrics
                         .duration
                         .get_or_create(&RouteLabels {
+                            api: Name(api_name),
                             route: Name(route_name),
                             service: Name(service_name),
                         })

@@ -50,6 +50,9 @@ impl Proxy {
         access_log: AccessLogSink,
     ) -> std::io::Result<ProxyHandle> {
         let workers = config.workers.max(1);
+        for addr in std::iter::once(config.http).chain(config.https) {
+            crate::listener::ensure_free(addr).map_err(|e| with_addr(e, addr))?;
+        }
         let mut sockets = Vec::with_capacity(workers);
         for _ in 0..workers {
             let http = crate::listener::bind(config.http).map_err(|e| with_addr(e, config.http))?;

@@ -308,12 +308,14 @@ struct PolicyBuilder<'a> {
     errors: Vec<Diagnostic>,
 }
 
-/// A built policy with what ordering and overriding need.
+/// A built policy with what ordering and overriding need. `policy` is `None` for a policy
+/// attached with `enabled: false`: it switches the same plugin off for this scope, overriding
+/// wider scopes.
 #[derive(Clone)]
 struct Built {
     name: &'static str,
     priority: i32,
-    policy: Arc<dyn Policy>,
+    policy: Option<Arc<dyn Policy>>,
 }
 
 impl PolicyBuilder<'_> {
@@ -339,14 +341,13 @@ impl PolicyBuilder<'_> {
                 ));
                 continue;
             }
-            if !spec.enabled {
-                continue;
-            }
+            // A disabled policy's configuration is still checked, so enabling it later cannot
+            // surprise.
             match factory.build(&spec.config) {
                 Ok(policy) => out.push(Built {
                     name: factory.name(),
                     priority: factory.priority(),
-                    policy,
+                    policy: spec.enabled.then_some(policy),
                 }),
                 Err(e) => {
                     let mut full = path.key("config");
@@ -372,6 +373,6 @@ fn merge(scopes: &[&Vec<Built>]) -> Chain {
         }
     }
     merged.sort_by_key(|b| std::cmp::Reverse(b.priority));
-    let ordered: Vec<Arc<dyn Policy>> = merged.into_iter().map(|b| b.policy).collect();
+    let ordered: Vec<Arc<dyn Policy>> = merged.into_iter().filter_map(|b| b.policy).collect();
     Chain::from_ordered(&ordered)
 }

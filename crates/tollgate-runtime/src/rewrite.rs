@@ -64,11 +64,17 @@ impl CompiledRewrite {
                 }
             }
             Self::ReplacePrefix(prefix) => {
-                let mut out = prefix.trim_end_matches('/').to_owned();
-                if !remainder.starts_with('/') {
-                    out.push('/');
+                // `/old` → `/new`, `/old/x` → `/new/x`, as written (no slash added or lost).
+                let mut out = String::with_capacity(prefix.len() + remainder.len());
+                out.push_str(prefix);
+                match (prefix.ends_with('/'), remainder.strip_prefix('/')) {
+                    (true, Some(rest)) => out.push_str(rest),
+                    (false, None) if !remainder.is_empty() => {
+                        out.push('/');
+                        out.push_str(remainder);
+                    }
+                    _ => out.push_str(remainder),
                 }
-                out.push_str(remainder);
                 if out.is_empty() {
                     out.push('/');
                 }
@@ -135,6 +141,12 @@ mod tests {
         });
         assert_eq!(replace.apply("/api/users", &m("/api", &[])), "/v2/users");
         assert_eq!(replace.apply("/api", &m("/api", &[])), "/v2/");
+        let bare = rw(Rewrite {
+            replace_prefix: Some("/v2".into()),
+            ..rewrite()
+        });
+        assert_eq!(bare.apply("/api", &m("/api", &[])), "/v2");
+        assert_eq!(bare.apply("/api/users", &m("/api", &[])), "/v2/users");
         let template = rw(Rewrite {
             template: Some("/internal/{id}/files/{rest}".into()),
             ..rewrite()

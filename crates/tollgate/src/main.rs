@@ -14,7 +14,12 @@ use clap::{Parser, Subcommand};
 
 /// Tollgate, an API gateway.
 #[derive(Debug, Parser)]
-#[command(name = "tollgate", version, about, propagate_version = true)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Tollgate, an API gateway: routing, policies, TLS and hot reload from one binary",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

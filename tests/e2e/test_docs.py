@@ -4,7 +4,8 @@
   crates/tollgate-model/src/{listen,server,tls,service,api,policy,parse}.rs) is documented in
   docs/configuration.md, written as `name`;
 - every metric the binary registers (crates/tollgate-proxy/src/metrics.rs,
-  crates/tollgate/src/reload.rs) is documented in docs/operations.md;
+  crates/tollgate/src/reload.rs) is documented in docs/operations.md, and every label of a
+  labelled metric is listed, as `label`, in that metric's row of the metrics table;
 - every error code the proxy and the built-in policies answer with is documented in
   docs/operations.md.
 """
@@ -71,6 +72,32 @@ def registered_metrics() -> list[tuple[str, str]]:
     return metrics
 
 
+def metric_labels() -> list[tuple[str, str, str]]:
+    """(file, metric, label) for every label of every labelled metric: a metric registered from
+    a `Family<Labels, _>` field has the fields of the `Labels` struct as its labels."""
+    out = []
+    for path in METRIC_FILES:
+        source = strip_comments(read(path))
+        label_structs = {
+            name: re.findall(r"\b(\w+)\s*:", body) for name, body in struct_bodies(source)
+        }
+        families = dict(re.findall(r"\b(\w+)\s*:\s*Family<\s*(\w+)", source))
+        for metric, field in re.findall(
+            r"\.register\(\s*\"(\w+)\"\s*,\s*\"[^\"]*\"\s*,\s*\w+\.(\w+)", source
+        ):
+            for label in label_structs.get(families.get(field, ""), []):
+                out.append((path.name, metric, label))
+    return out
+
+
+def metric_row(metric: str) -> str:
+    """The metrics table row of `metric` in docs/operations.md (counters carry `_total`)."""
+    for line in OPERATIONS_DOC.splitlines():
+        if line.startswith((f"| `{metric}`", f"| `{metric}_total`")):
+            return line
+    return ""
+
+
 def error_codes() -> list[tuple[str, str]]:
     """(file, code) for every error code a `GatewayError` is built with outside tests."""
     codes = []
@@ -99,6 +126,8 @@ def test_extraction_finds_the_schema():
     assert {"Config", "Listen", "ServerConfig", "Service", "Route", "PolicySpec"} <= structs, structs
     assert len(fields) >= 60, fields
     assert len(registered_metrics()) >= 8
+    labels = {label for _, _, label in metric_labels()}
+    assert {"api", "route", "service", "status_class", "result"} <= labels, labels
     assert len({c for _, c in error_codes()}) >= 10
 
 
@@ -114,6 +143,15 @@ def test_every_config_field_is_documented(where, struct, field):
 @pytest.mark.parametrize("where,name", registered_metrics())
 def test_every_metric_is_documented(where, name):
     assert name in OPERATIONS_DOC, f"{where}: metric {name} is not documented in docs/operations.md"
+
+
+@pytest.mark.parametrize("where,metric,label", metric_labels())
+def test_every_metric_label_is_documented(where, metric, label):
+    row = metric_row(metric)
+    assert row, f"{where}: metric {metric} has no row in the metrics table of docs/operations.md"
+    assert f"`{label}`" in row, (
+        f"{where}: label {label} of {metric} is not listed in its row of docs/operations.md"
+    )
 
 
 @pytest.mark.parametrize("where,code", sorted(set(error_codes())))

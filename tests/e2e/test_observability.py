@@ -260,13 +260,28 @@ def test_log_level_debug_is_more_verbose_than_default(gateway_factory, monkeypat
         assert r.status_code == 502
         assert r.json()["error"]["code"] == "upstream_unreachable"
     loud.wait_for_log("upstream request failed", timeout=5)
+    quiet.wait_for_log("upstream request failed", timeout=5)
     time.sleep(0.3)
     q, l = quiet.stderr_text(), loud.stderr_text()
     assert "listening" in q and " INFO " in q
     assert " DEBUG " not in q
-    assert "upstream request failed" not in q
     assert " DEBUG " in l
     assert len(l.splitlines()) > len(q.splitlines())
+
+
+def test_upstream_failures_are_logged_with_details_the_client_never_sees(gateway_factory):
+    gw = gateway_factory(unreachable_config())
+    r = httpx.get(gw.proxy_url + "/x", timeout=10)
+    assert r.status_code == 502
+    body = r.json()["error"]
+    assert body["message"] == "cannot connect to the upstream"
+    assert "127.0.0.1" not in r.text and "refused" not in r.text.lower()
+    gw.wait_for_log("upstream request failed", timeout=5)
+    line = next(l for l in gw.stderr_text().splitlines() if "upstream request failed" in l)
+    assert " WARN " in line
+    assert body["request_id"] in line
+    assert "Connection refused" in line
+    assert line.count("Connection refused") == 1, line
 
 
 def test_log_level_warn_hides_info(gateway_factory, origin, monkeypatch):

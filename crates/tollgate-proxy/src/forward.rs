@@ -187,18 +187,22 @@ fn send_error(e: &SendError, cx: &RequestCtx) -> GatewayError {
         }
         source = s.source();
     }
-    let detail = match e.source() {
-        Some(s) => format!("{e}: {s}"),
-        None => e.to_string(),
-    };
-    tracing::debug!(request_id = ?cx.request_id, error = %detail, "upstream request failed");
+    // The whole cause chain, without repeating what a message already includes.
+    let mut detail = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !detail.contains(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
+        cause = c.source();
+    }
+    // Details (addresses, OS errors) go to the process log, not to the client.
+    tracing::warn!(request_id = ?cx.request_id, error = %detail, "upstream request failed");
     match e {
-        SendError::Connect(_) => {
-            errors::unreachable(format!("cannot connect to the upstream: {e}"))
-        }
-        SendError::Request(_) => {
-            errors::upstream_failed(format!("the upstream request failed: {e}"))
-        }
+        SendError::Connect(_) => errors::unreachable("cannot connect to the upstream".into()),
+        SendError::Request(_) => errors::upstream_failed("the upstream request failed".into()),
     }
 }
 

@@ -32,6 +32,7 @@ pub(crate) struct RouteLabels {
     pub(crate) api: Name,
     pub(crate) route: Name,
     pub(crate) service: Name,
+    pub(crate) status_class: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -74,7 +75,7 @@ impl ProxyMetrics {
         );
         registry.register(
             "tollgate_request_duration_seconds",
-            "Time from request head to response end, by API, route and service",
+            "Time from request head to response end, by API, route, service and status class",
             m.duration.clone(),
         );
         registry.register(
@@ -126,7 +127,7 @@ pub(crate) mod cache {
     #[derive(Default)]
     struct RouteHandles {
         by_class: [Option<Counter>; 5],
-        duration: Option<Histogram>,
+        duration: [Option<Histogram>; 5],
     }
 
     #[derive(Default)]
@@ -203,8 +204,7 @@ pub(crate) mod cache {
                     .clone()
             });
             counter.inc();
-            handles
-                .duration
+            handles.duration[class]
                 .get_or_insert_with(|| {
                     metrics
                         .duration
@@ -212,6 +212,7 @@ pub(crate) mod cache {
                             api: Name(api_name),
                             route: Name(route_name),
                             service: Name(service_name),
+                            status_class: ProxyMetrics::status_class(status),
                         })
                         .clone()
                 })

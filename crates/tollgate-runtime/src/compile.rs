@@ -341,8 +341,17 @@ impl PolicyBuilder<'_> {
                 ));
                 continue;
             }
-            // A disabled policy's configuration is still checked, so enabling it later cannot
-            // surprise.
+            // A disabled policy with no configuration just switches the plugin off here; one
+            // with a configuration still has it checked, so enabling it later cannot surprise.
+            let unconfigured = spec.config.as_object().is_some_and(|o| o.is_empty());
+            if !spec.enabled && unconfigured {
+                out.push(Built {
+                    name: factory.name(),
+                    priority: factory.priority(),
+                    policy: None,
+                });
+                continue;
+            }
             match factory.build(&spec.config) {
                 Ok(policy) => out.push(Built {
                     name: factory.name(),

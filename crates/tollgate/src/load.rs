@@ -57,7 +57,8 @@ pub(crate) fn compile(
     workers: usize,
     revision: u64,
 ) -> Result<Snapshot, LoadError> {
-    compile_snapshot(
+    let started = std::time::Instant::now();
+    let snapshot = compile_snapshot(
         &loaded.config,
         &CompileOptions {
             registry,
@@ -70,5 +71,13 @@ pub(crate) fn compile(
         LoadError::Invalid(
             Diagnostics::new(loaded.path.display().to_string(), items).locate_in(&loaded.text),
         )
-    })
+    })?;
+    tracing::debug!(
+        revision,
+        routes = snapshot.routes.len(),
+        services = snapshot.services.len(),
+        elapsed = ?started.elapsed(),
+        "configuration compiled"
+    );
+    Ok(snapshot)
 }

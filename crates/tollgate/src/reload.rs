@@ -189,9 +189,24 @@ impl Reloader {
                         "`listen` changed: listeners change only on restart; keeping the current ones"
                     );
                 }
-                if snapshot.tls.is_some() != self.handle.load().tls.is_some() {
+                match (self.handle.load().tls.is_some(), snapshot.tls.is_some()) {
+                    (false, true) => tracing::warn!(
+                        "certificates were added: the TLS listener opens only on restart"
+                    ),
+                    (true, false) => tracing::warn!(
+                        "all certificates were removed: the TLS listener stays open but refuses handshakes until restart"
+                    ),
+                    _ => {}
+                }
+                let workers = match config.server.workers {
+                    0 => std::thread::available_parallelism().map_or(1, usize::from),
+                    n => n,
+                };
+                if workers != self.workers {
                     tracing::warn!(
-                        "TLS was switched on or off: the TLS listener changes only on restart"
+                        running = self.workers,
+                        configured = workers,
+                        "`server.workers` changed: the number of workers changes only on restart"
                     );
                 }
                 REVISION.store(revision, Ordering::Relaxed);

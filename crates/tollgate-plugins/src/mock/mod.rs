@@ -38,7 +38,7 @@ pub const PRIORITY: i32 = 100;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Status code (200 to 999).
+    /// Status code (200 to 599).
     #[serde(default = "default_status")]
     pub status: u16,
     /// Response headers.
@@ -92,11 +92,11 @@ impl Mock {
     pub fn new(config: &Config) -> Result<Self, PolicyConfigError> {
         let status = StatusCode::from_u16(config.status)
             .ok()
-            .filter(|s| !s.is_informational())
+            .filter(|s| (200..=599).contains(&s.as_u16()))
             .ok_or_else(|| {
                 PolicyConfigError::new(
                     field("status"),
-                    format!("{} is not a final status code (200 to 999)", config.status),
+                    format!("{} is not a final status code (200 to 599)", config.status),
                 )
             })?;
         let (body, default_type, body_field) = match (&config.body, &config.json) {

@@ -114,3 +114,30 @@ def test_quiet_connections_are_parked_and_counted(gateway_factory, origin):
     finally:
         for c in conns:
             c.close()
+
+
+def test_a_request_head_dribbled_byte_by_byte_is_cut_off_after_client_header(gateway_factory, origin):
+    # Parking must not restart the header-read timer: a head sent one byte every 30 ms never
+    # completes and the connection is closed once `client_header` has passed.
+    gw = gateway_factory(one_route(origin, server={"timeouts": {"client_header": "1s"}}))
+    with RawConnection("127.0.0.1", gw.proxy_port, timeout=10) as c:
+        c.send(get("/echo/first"))
+        assert c.read_response().status == 200
+        time.sleep(PAST_PARK)
+        started = time.monotonic()
+        closed = False
+        c.sock.setblocking(False)
+        for byte in get("/echo/slow") * 20:
+            try:
+                c.sock.sendall(bytes([byte]))
+                if c.sock.recv(65536) == b"":
+                    closed = True
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+            if closed or time.monotonic() - started > 4:
+                break
+            time.sleep(0.03)
+        assert closed, "the dribbling client was not cut off"
+        assert time.monotonic() - started < 3

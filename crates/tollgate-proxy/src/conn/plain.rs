@@ -165,6 +165,11 @@ async fn serve_round(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Round {
     let activity = &info.activity;
+    // Resuming with bytes already read (a request head cut by the last park) must not park
+    // again before a request starts: otherwise each round would restart hyper's header-read
+    // timer and a client dribbling a head byte by byte would never be cut off.
+    let resumed_mid_head = !prefix.is_empty();
+    let round_start = activity.mark();
     // Boxed so a parked connection's task does not keep room for the server state.
     let mut conn =
         Box::pin(builder.serve_connection(TokioIo::new(Rewind::new(prefix, stream)), service));
@@ -187,7 +192,8 @@ async fn serve_round(
                 }
             }
             () = &mut timer, if !closing && parking.is_none() => {
-                if activity.idle_since(mark) {
+                let may_park = !resumed_mid_head || activity.mark() != round_start;
+                if may_park && activity.idle_since(mark) {
                     quiet_for += PARK_AFTER;
                     if quiet_for >= idle {
                         // Idle for the whole idle timeout while never parked (e.g. a request

@@ -1,7 +1,7 @@
 //! A service's upstream pool: targets, balancer, and per-worker idle connections.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -9,6 +9,28 @@ use tollgate_plugin_api::ProxyBody;
 
 use crate::client::{Connector, Sender};
 use crate::{Balancer, ClientSettings, SendError, SmoothWeightedRoundRobin, Target, UpstreamError};
+
+/// A pooled connection idle at least this long may have been closed by the upstream as we
+/// reuse it (many servers close idle keep-alive connections after a few seconds).
+const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// A copy of `req` to send again, if it is safe to: an idempotent method and no body.
+fn replayable(req: &Request<ProxyBody>) -> Option<Request<ProxyBody>> {
+    use http::Method;
+    let idempotent = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    if !idempotent || !http_body::Body::is_end_stream(req.body()) {
+        return None;
+    }
+    let mut copy = Request::new(ProxyBody::Empty);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
 
 /// One worker's idle connections to one target. Touched only by that worker's thread, so the
 /// lock is never contended (two atomic operations); it only makes the type `Sync` without
@@ -125,21 +147,42 @@ impl UpstreamPool {
         // A pooled connection can turn out closed before the request is written; then the
         // request comes back untouched and goes out on another connection.
         for _ in 0..3 {
-            let sender = match self.checkout(slot, now) {
-                Some(s) => s,
-                None => self.connector.connect(t).await?,
+            let (sender, idle_for) = match self.checkout(slot, now) {
+                Some((s, idle_for)) => (s, Some(idle_for)),
+                None => (self.connector.connect(t).await?, None),
             };
             match sender {
-                Sender::Http1(mut s) => match s.try_send_request(req).await {
-                    Ok(res) => {
-                        self.checkin_http1(slot, s, now);
-                        return Ok(res);
+                Sender::Http1(mut s) => {
+                    // An upstream may close a keep-alive connection it considers idle just as
+                    // we reuse it: the request is lost with no answer. A request that can be
+                    // replayed safely (idempotent method, no body) on a connection idle long
+                    // enough for that to happen is kept, and sent once more on a new
+                    // connection if that race occurs.
+                    let replay = idle_for
+                        .filter(|d| *d >= STALE_AFTER)
+                        .and_then(|_| replayable(&req));
+                    match s.try_send_request(req).await {
+                        Ok(res) => {
+                            self.checkin_http1(slot, s, now);
+                            return Ok(res);
+                        }
+                        Err(mut e) => match e.take_message() {
+                            Some(back) => req = back,
+                            None => {
+                                let error = e.into_error();
+                                return match replay {
+                                    Some(again)
+                                        if error.is_incomplete_message() || error.is_canceled() =>
+                                    {
+                                        tracing::debug!(error = %error, "pooled connection closed under the request; sending it again on a new one");
+                                        self.send_fresh(t, again).await
+                                    }
+                                    _ => Err(SendError::Request(error)),
+                                };
+                            }
+                        },
                     }
-                    Err(mut e) => match e.take_message() {
-                        Some(back) => req = back,
-                        None => return Err(SendError::Request(e.into_error())),
-                    },
-                },
+                }
                 Sender::Http2(mut s) => {
                     let keep = s.clone();
                     match s.try_send_request(req).await {
@@ -156,19 +199,26 @@ impl UpstreamPool {
             }
         }
         // Three connections in a row closed under us: open a fresh one and give up after it.
-        let sender = self.connector.connect(t).await?;
-        let result = match sender {
+        self.send_fresh(t, req).await
+    }
+
+    async fn send_fresh(
+        &self,
+        target: &Target,
+        req: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let result = match self.connector.connect(target).await? {
             Sender::Http1(mut s) => s.send_request(req).await,
             Sender::Http2(mut s) => s.send_request(req).await,
         };
         result.map_err(SendError::Request)
     }
 
-    fn checkout(&self, slot: &WorkerSlot, now: Instant) -> Option<Sender> {
+    fn checkout(&self, slot: &WorkerSlot, now: Instant) -> Option<(Sender, Duration)> {
         let mut idle = slot.lock().ok()?;
         if let Some(h2) = &idle.http2 {
             if !h2.is_closed() {
-                return Some(Sender::Http2(h2.clone()));
+                return Some((Sender::Http2(h2.clone()), Duration::ZERO));
             }
             idle.http2 = None;
         }
@@ -186,7 +236,7 @@ impl UpstreamPool {
         let mut busy = 0;
         while let Some((sender, since)) = idle.http1.pop_back() {
             if sender.is_ready() {
-                return Some(Sender::Http1(sender));
+                return Some((Sender::Http1(sender), now.saturating_duration_since(since)));
             }
             if !sender.is_closed() {
                 idle.http1.push_front((sender, since));

@@ -78,7 +78,14 @@ pub(crate) async fn handle(
         policy.response(&mut cx, &mut rparts);
     }
     if !chain.body.is_empty() {
-        rbody = match crate::forward::transform_body(chain, &mut cx, &mut rparts, rbody).await {
+        rbody = match Box::pin(crate::forward::transform_body(
+            chain,
+            &mut cx,
+            &mut rparts,
+            rbody,
+        ))
+        .await
+        {
             Ok(b) => b,
             Err(e) => {
                 log.error = Some(e.code);
@@ -254,7 +261,8 @@ async fn pipeline(
     }
     let service = &snapshot.services[route.service];
     match &service.backend {
-        Backend::Mock(mock) => crate::echo::mock_response(mock, cx, parts, body).await,
+        // Boxed: keeps the (buffering) mock future out of every proxied request's future.
+        Backend::Mock(mock) => Box::pin(crate::echo::mock_response(mock, cx, parts, body)).await,
         Backend::Pool(pool) => {
             crate::forward::forward(crate::forward::Forward {
                 pool,

@@ -149,7 +149,9 @@ impl UpstreamPool {
         for _ in 0..3 {
             let (sender, idle_for) = match self.checkout(slot, now) {
                 Some((s, idle_for)) => (s, Some(idle_for)),
-                None => (self.connector.connect(t).await?, None),
+                // Boxed: connecting (TCP, TLS, handshake) is rare and its future is large;
+                // inline it would make every request's future kilobytes bigger.
+                None => (Box::pin(self.connector.connect(t)).await?, None),
             };
             match sender {
                 Sender::Http1(mut s) => {
@@ -175,7 +177,7 @@ impl UpstreamPool {
                                         if error.is_incomplete_message() || error.is_canceled() =>
                                     {
                                         tracing::debug!(error = %error, "pooled connection closed under the request; sending it again on a new one");
-                                        self.send_fresh(t, again).await
+                                        Box::pin(self.send_fresh(t, again)).await
                                     }
                                     _ => Err(SendError::Request(error)),
                                 };
@@ -199,7 +201,7 @@ impl UpstreamPool {
             }
         }
         // Three connections in a row closed under us: open a fresh one and give up after it.
-        self.send_fresh(t, req).await
+        Box::pin(self.send_fresh(t, req)).await
     }
 
     async fn send_fresh(

@@ -42,7 +42,7 @@ def closing_second_request_script():
 
 def test_idempotent_request_is_replayed_when_a_stale_pooled_connection_closes(gateway_factory, scripted_origin_factory):
     origin = scripted_origin_factory(closing_second_request_script())
-    gw = gateway_factory(one_route(origin.url))
+    gw = gateway_factory(one_route(origin.url, server={"workers": 1}))  # one pool
     assert httpx.get(gw.proxy_url + "/a", timeout=5).status_code == 200
     time.sleep(1.3)  # the pooled connection is now "stale" (idle over 1 s)
     r = httpx.get(gw.proxy_url + "/b", timeout=5)
@@ -52,7 +52,7 @@ def test_idempotent_request_is_replayed_when_a_stale_pooled_connection_closes(ga
 
 def test_request_with_a_body_is_not_replayed(gateway_factory, scripted_origin_factory):
     origin = scripted_origin_factory(closing_second_request_script())
-    gw = gateway_factory(one_route(origin.url))
+    gw = gateway_factory(one_route(origin.url, server={"workers": 1}))  # one pool
     assert httpx.get(gw.proxy_url + "/a", timeout=5).status_code == 200
     time.sleep(1.3)
     r = httpx.post(gw.proxy_url + "/b", content=b"payload", timeout=5)

@@ -15,7 +15,7 @@ use crate::{Balancer, ClientSettings, SendError, SmoothWeightedRoundRobin, Targe
 const STALE_AFTER: Duration = Duration::from_secs(1);
 
 /// A copy of `req` to send again, if it is safe to: an idempotent method and no body.
-fn replayable(req: &Request<ProxyBody>) -> Option<Request<ProxyBody>> {
+fn replayable(req: &Request<ProxyBody>) -> Option<Box<Request<ProxyBody>>> {
     use http::Method;
     let idempotent = matches!(
         *req.method(),
@@ -29,7 +29,8 @@ fn replayable(req: &Request<ProxyBody>) -> Option<Request<ProxyBody>> {
     *copy.uri_mut() = req.uri().clone();
     *copy.version_mut() = req.version();
     *copy.headers_mut() = req.headers().clone();
-    Some(copy)
+    // Boxed: kept across an `.await`, an inline copy would enlarge every request's future.
+    Some(Box::new(copy))
 }
 
 /// One worker's idle connections to one target. Touched only by that worker's thread, so the
@@ -177,7 +178,7 @@ impl UpstreamPool {
                                         if error.is_incomplete_message() || error.is_canceled() =>
                                     {
                                         tracing::debug!(error = %error, "pooled connection closed under the request; sending it again on a new one");
-                                        Box::pin(self.send_fresh(t, again)).await
+                                        Box::pin(self.send_fresh(t, *again)).await
                                     }
                                     _ => Err(SendError::Request(error)),
                                 };

@@ -355,3 +355,85 @@ fn check_head(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use http::{Method, Request, Version};
+
+    use super::*;
+
+    fn parts(build: http::request::Builder) -> request::Parts {
+        build.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn host_comes_from_authority_or_host_header_without_port() {
+        let p = parts(Request::get("http://api.example.com:8443/x"));
+        assert_eq!(host_of(&p), Some("api.example.com"));
+        let p = parts(Request::get("/x").header("host", "a.test:8080"));
+        assert_eq!(host_of(&p), Some("a.test"));
+        let p = parts(Request::get("/x").header("host", "[::1]:8080"));
+        assert_eq!(host_of(&p), Some("::1"));
+        assert_eq!(host_of(&parts(Request::get("/x"))), None);
+    }
+
+    #[test]
+    fn framing_refuses_missing_host_and_double_framing() {
+        let ok = parts(Request::get("/x").header("host", "a"));
+        assert!(check_framing(&ok).is_ok());
+        let no_host = parts(Request::get("/x").version(Version::HTTP_11));
+        assert_eq!(check_framing(&no_host).unwrap_err().status, 400);
+        let http10 = parts(Request::get("/x").version(Version::HTTP_10));
+        assert!(check_framing(&http10).is_ok());
+        let both = parts(
+            Request::post("/x")
+                .header("host", "a")
+                .header("content-length", "5")
+                .header("transfer-encoding", "chunked"),
+        );
+        assert_eq!(check_framing(&both).unwrap_err().code, "bad_request");
+    }
+
+    #[test]
+    fn preflight_is_recognised_only_with_origin_and_announced_method() {
+        let pre = parts(
+            Request::options("/x")
+                .header("origin", "https://a.test")
+                .header("access-control-request-method", "PUT"),
+        );
+        assert_eq!(preflight_method(&pre), Some(Method::PUT));
+        let plain = parts(Request::options("/x").header("origin", "https://a.test"));
+        assert_eq!(preflight_method(&plain), None);
+        let get = parts(
+            Request::get("/x")
+                .header("origin", "https://a.test")
+                .header("access-control-request-method", "PUT"),
+        );
+        assert_eq!(preflight_method(&get), None);
+    }
+
+    #[test]
+    fn set_path_keeps_scheme_and_authority() {
+        let mut p = parts(Request::get("https://a.test/old?x=1"));
+        set_path(&mut p, "/new?y=2".to_owned()).unwrap();
+        assert_eq!(p.uri.to_string(), "https://a.test/new?y=2");
+        let mut p = parts(Request::get("/old"));
+        set_path(&mut p, "/new".to_owned()).unwrap();
+        assert_eq!(p.uri.to_string(), "/new");
+        assert!(set_path(&mut p, "no slash".to_owned()).is_err());
+    }
+
+    #[test]
+    fn header_limits_count_and_size() {
+        let many = {
+            let mut b = Request::get("/x");
+            for i in 0..5 {
+                b = b.header(format!("x-{i}"), "v");
+            }
+            parts(b)
+        };
+        assert!(check_head(&many, 5, 10_000).is_ok());
+        assert_eq!(check_head(&many, 4, 10_000).unwrap_err().status, 431);
+        assert_eq!(check_head(&many, 5, 40).unwrap_err().status, 431);
+    }
+}

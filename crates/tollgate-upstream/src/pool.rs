@@ -277,3 +277,28 @@ impl UpstreamPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+
+    use super::*;
+
+    fn request(method: Method, body: ProxyBody) -> Request<ProxyBody> {
+        let mut r = Request::new(body);
+        *r.method_mut() = method;
+        *r.uri_mut() = "/a?b=1".parse().unwrap();
+        r.headers_mut().insert("x-k", "v".parse().unwrap());
+        r
+    }
+
+    #[test]
+    fn only_idempotent_bodiless_requests_are_replayable() {
+        let copy = replayable(&request(Method::GET, ProxyBody::Empty)).unwrap();
+        assert_eq!(copy.uri(), "/a?b=1");
+        assert_eq!(copy.headers()["x-k"], "v");
+        assert!(replayable(&request(Method::DELETE, ProxyBody::Empty)).is_some());
+        assert!(replayable(&request(Method::POST, ProxyBody::Empty)).is_none());
+        assert!(replayable(&request(Method::PUT, ProxyBody::full("data"))).is_none());
+    }
+}

@@ -141,3 +141,67 @@ def test_a_request_head_dribbled_byte_by_byte_is_cut_off_after_client_header(gat
             time.sleep(0.03)
         assert closed, "the dribbling client was not cut off"
         assert time.monotonic() - started < 3
+
+
+# ------------------------------------------------------------------------------------ TLS
+
+
+def tls_get(sock, path: str) -> bytes:
+    sock.sendall(get(path))
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed"
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length"))
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return head.split(b"\r\n")[0]
+
+
+def test_tls_keepalive_connection_outlives_client_header_and_is_parked(gateway_factory, origin, certs):
+    import socket as _socket
+
+    gw = gateway_factory(one_route(
+        origin,
+        server={"timeouts": {"client_header": "1s", "idle": "20s"}},
+        tls={"certificates": [certs.localhost.as_config()]},
+    ))
+    ctx = certs.client_context(alpn=["http/1.1"])
+    raw = _socket.create_connection(("127.0.0.1", gw.tls_port), timeout=5)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        assert b" 200 " in tls_get(s, "/echo/one")
+        time.sleep(PAST_PARK)
+        assert parked_gauge(gw) == 1
+        time.sleep(1.5)  # longer than client_header: the idle limit is `idle`
+        assert b" 200 " in tls_get(s, "/echo/two")
+        assert parked_gauge(gw) == 0
+
+
+def test_secure_websocket_after_the_connection_was_parked(gateway_factory, origin, certs):
+    import socket as _socket
+
+    gw = gateway_factory(one_route(origin, tls={"certificates": [certs.localhost.as_config()]}))
+    ctx = certs.client_context(alpn=["http/1.1"])
+    raw = _socket.create_connection(("127.0.0.1", gw.tls_port), timeout=5)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        assert b" 200 " in tls_get(s, "/echo/before")
+        time.sleep(PAST_PARK)
+        s.sendall(get("/ws", [
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]))
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        assert b" 101 " in head.split(b"\r\n")[0]
+        mask = b"\x01\x02\x03\x04"
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"hi"))
+        s.sendall(b"\x81\x82" + mask + payload)
+        while len(rest) < 4:
+            rest += s.recv(65536)
+        assert rest[:4] == b"\x81\x02hi"

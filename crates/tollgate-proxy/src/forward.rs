@@ -142,8 +142,8 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client) = client_upgrade {
             let upstream = hyper::upgrade::on(&mut response);
-            // Plain HTTP/1.1 connections hand the upstream side to their driver, which
-            // tunnels once the 101 is written; the others upgrade through hyper.
+            // HTTP/1.1 connections hand the upstream side to their driver, which tunnels once
+            // the 101 is written (hyper's own upgrade path is the fallback).
             if let Err(upstream) = conn.hand_over_upgrade(upstream) {
                 crate::upgrade::tunnel(client, upstream);
             }

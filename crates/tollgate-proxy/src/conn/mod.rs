@@ -1,10 +1,10 @@
 //! One client connection: TLS handshake, protocol detection, HTTP/1.1 or HTTP/2 serving, idle
 //! and shutdown handling.
 //!
-//! Plain HTTP/1.1 connections are *parked* when quiet: after [`PARK_AFTER`] with nothing in
+//! HTTP/1.1 connections (plain or TLS) are *parked* when quiet: after [`PARK_AFTER`] with nothing in
 //! flight, the HTTP server state (two 8 KiB buffers and more) is dropped and only the socket is
 //! kept until the client sends again, the way nginx frees the buffers of idle keep-alive
-//! connections. TLS and HTTP/2 connections keep their state (their own buffers dominate).
+//! connections. HTTP/2 connections keep their state.
 
 mod driver;
 mod plain;
@@ -23,7 +23,7 @@ use tollgate_runtime::Snapshot;
 
 use crate::server::Shared;
 
-/// How long a plain HTTP/1.1 connection must be quiet before its server state is released.
+/// How long an HTTP/1.1 connection must be quiet before its server state is released.
 pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
 
 /// What requests need to know about their connection.
@@ -35,7 +35,7 @@ pub(crate) struct ConnInfo {
     pub(crate) tls: bool,
     pub(crate) worker: usize,
     pub(crate) activity: Arc<Activity>,
-    /// For connections served without hyper's upgrade support (parkable plain HTTP/1.1): the
+    /// For connections served without hyper's upgrade support (parkable HTTP/1.1): the
     /// upstream side of a protocol upgrade, handed to the connection driver, which tunnels it
     /// once the `101` response is written. `None` field: upgrades go through hyper.
     pub(crate) manual_upgrade: Option<tokio::sync::Mutex<Option<OnUpgrade>>>,
@@ -165,7 +165,7 @@ pub(crate) async fn serve(
         tls,
         worker,
         activity: activity.clone(),
-        manual_upgrade: (!tls).then(|| tokio::sync::Mutex::new(None)),
+        manual_upgrade: Some(tokio::sync::Mutex::new(None)),
     });
     let svc_shared = shared.clone();
     let svc_info = info.clone();
@@ -177,7 +177,7 @@ pub(crate) async fn serve(
         let h2 = http2_builder(&snapshot);
         drop(snapshot);
         // hyper can hand back a parked connection's socket only when the service future is
-        // `Unpin`: box it (one allocation per request on plain HTTP/1.1).
+        // `Unpin`: box it (one allocation per request on HTTP/1.1).
         let boxed = BoxedService {
             shared: shared.clone(),
             info: info.clone(),
@@ -199,23 +199,33 @@ pub(crate) async fn serve(
     }
     // Boxed: the TLS handshake and server state are large, and a task's future is as large as
     // its largest state, so keeping them inline would cost every plain connection too.
+    let boxed = BoxedService {
+        shared: shared.clone(),
+        info: info.clone(),
+    };
+    let parked = &shared.metrics.parked;
     Box::pin(serve_tls(
         stream,
         snapshot,
         service,
+        boxed,
         &info,
         timeouts,
+        parked,
         &mut shutdown,
     ))
     .await;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_tls<S>(
     stream: TcpStream,
     snapshot: Arc<Snapshot>,
     service: S,
+    boxed: BoxedService,
     info: &ConnInfo,
     timeouts: driver::Timeouts,
+    parked: &prometheus_client::metrics::gauge::Gauge,
     shutdown: &mut watch::Receiver<bool>,
 ) where
     S: plain::Service,
@@ -245,9 +255,16 @@ async fn serve_tls<S>(
         let conn = h2.serve_connection(TokioIo::new(io), service);
         driver::drive(conn, activity, timeouts.idle, shutdown).await;
     } else {
-        let conn = h1
-            .serve_connection(TokioIo::new(io), service)
-            .with_upgrades();
-        driver::drive(conn, activity, timeouts.idle, shutdown).await;
+        plain::serve_http1(
+            io,
+            bytes::Bytes::new(),
+            h1,
+            boxed,
+            info,
+            timeouts.idle,
+            parked,
+            shutdown,
+        )
+        .await;
     }
 }

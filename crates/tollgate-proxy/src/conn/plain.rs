@@ -1,5 +1,6 @@
-//! Plain-text connections: HTTP/2 with prior knowledge or HTTP/1.1, the latter parked when
-//! quiet so an idle keep-alive connection holds a socket and little else.
+//! Plain-text connections (HTTP/2 with prior knowledge or HTTP/1.1), and HTTP/1.1 serving for
+//! plain and TLS streams alike, parked when quiet so an idle keep-alive connection holds its
+//! stream and little else.
 
 use std::time::Duration;
 
@@ -99,17 +100,54 @@ async fn sniff(stream: &mut TcpStream) -> std::io::Result<Option<(bool, Bytes)>>
     }
 }
 
+/// A client stream an HTTP/1.1 connection can be parked on.
+pub(super) trait Parkable:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static
+{
+    /// Whether bytes are already waiting above the socket (decrypted TLS data), so the
+    /// connection must resume without waiting for the socket.
+    fn buffered(&mut self) -> bool;
+
+    /// Waits until the socket has something to read (or was closed).
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_;
+}
+
+impl Parkable for TcpStream {
+    fn buffered(&mut self) -> bool {
+        false
+    }
+
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
+        TcpStream::readable(self)
+    }
+}
+
+impl Parkable for tokio_rustls::server::TlsStream<TcpStream> {
+    fn buffered(&mut self) -> bool {
+        // Plaintext rustls decrypted but nobody read yet; an error also means "resume", so
+        // that the HTTP server reports it.
+        self.get_mut()
+            .1
+            .process_new_packets()
+            .map_or(true, |state| state.plaintext_bytes_to_read() > 0)
+    }
+
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
+        self.get_ref().0.readable()
+    }
+}
+
 /// Why one round of serving ended.
-enum Round {
+enum Round<IO> {
     /// The connection is over (closed by either side, shut down, or upgraded).
     Done,
     /// Parked: the server state was released; resume with these bytes already read.
-    Parked(TcpStream, Bytes),
+    Parked(IO, Bytes),
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn serve_http1(
-    stream: TcpStream,
+pub(super) async fn serve_http1<IO: Parkable>(
+    stream: IO,
     prefix: Bytes,
     builder: http1::Builder,
     service: super::BoxedService,
@@ -120,6 +158,9 @@ async fn serve_http1(
 ) {
     let mut stream = stream;
     let mut prefix = prefix;
+    // No parking before the first request: until then hyper's header-read timer
+    // (`client_header`) bounds how long a silent or slow client may hold the connection.
+    let mut first = true;
     loop {
         let round = serve_round(
             stream,
@@ -128,8 +169,10 @@ async fn serve_http1(
             service.clone(),
             info,
             idle,
+            first,
             shutdown,
         );
+        first = false;
         match round.await {
             Round::Done => return,
             Round::Parked(s, leftover) => {
@@ -137,7 +180,7 @@ async fn serve_http1(
                 prefix = leftover;
             }
         }
-        if !prefix.is_empty() {
+        if !prefix.is_empty() || stream.buffered() {
             continue;
         }
         // Parked: only the socket is held until the client speaks again.
@@ -155,20 +198,22 @@ async fn serve_http1(
     }
 }
 
-async fn serve_round(
-    stream: TcpStream,
+#[allow(clippy::too_many_arguments)]
+async fn serve_round<IO: Parkable>(
+    stream: IO,
     prefix: Bytes,
     builder: &http1::Builder,
     service: super::BoxedService,
     info: &ConnInfo,
     idle: Duration,
+    first: bool,
     shutdown: &mut watch::Receiver<bool>,
-) -> Round {
+) -> Round<IO> {
     let activity = &info.activity;
     // Resuming with bytes already read (a request head cut by the last park) must not park
     // again before a request starts: otherwise each round would restart hyper's header-read
     // timer and a client dribbling a head byte by byte would never be cut off.
-    let resumed_mid_head = !prefix.is_empty();
+    let resumed_mid_head = first || !prefix.is_empty();
     let round_start = activity.mark();
     // Boxed so a parked connection's task does not keep room for the server state.
     let mut conn =

@@ -6,6 +6,7 @@ mod load;
 mod logging;
 mod reload;
 mod run;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -75,8 +74,8 @@ pub(crate) struct Reloader {
     pub(crate) listen: Listen,
     pub(crate) metrics: ReloadMetrics,
     pub(crate) access_log: tollgate_proxy::AccessLogSink,
-    /// The text last loaded, to skip file events that changed nothing.
-    pub(crate) last_text: std::cell::RefCell<String>,
+    /// The configuration file and the files it references, and what they were last seen as.
+    pub(crate) watch: std::cell::RefCell<crate::watch::ConfigWatch>,
 }
 
 static REVISION: AtomicU64 = AtomicU64::new(1);
@@ -110,7 +109,9 @@ impl Reloader {
             mut int,
         } = signals;
         let (tx, mut changes) = mpsc::channel::<()>(64);
-        let _watcher = if watch { self.watch(tx) } else { None };
+        if watch {
+            self.watch.borrow_mut().start(tx);
+        }
         loop {
             tokio::select! {
                 _ = hup.recv() => self.reload("SIGHUP").await,
@@ -118,7 +119,8 @@ impl Reloader {
                     // Editors write in several steps: wait for the burst to end.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     while changes.try_recv().is_ok() {}
-                    if self.file_changed() {
+                    let changed = self.watch.borrow_mut().changed();
+                    if changed {
                         self.reload("file change").await;
                     }
                 }
@@ -126,43 +128,6 @@ impl Reloader {
                 _ = int.recv() => return,
             }
         }
-    }
-
-    /// Whether the file's content differs from what was last loaded. Any event in the
-    /// directory triggers this check, which also catches a symlink swap (a Kubernetes
-    /// ConfigMap update replaces `..data`, never the file itself).
-    fn file_changed(&self) -> bool {
-        let Ok(text) = std::fs::read_to_string(&self.path) else {
-            // Unreadable: let the reload report why.
-            return true;
-        };
-        // Remember what was seen (valid or not), so one edit is loaded (or rejected) once.
-        let changed = *self.last_text.borrow() != text;
-        if changed {
-            *self.last_text.borrow_mut() = text;
-        }
-        changed
-    }
-
-    fn watch(&self, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event
-                && (event.kind.is_modify() || event.kind.is_create() || event.kind.is_remove())
-            {
-                let _ = tx.try_send(());
-            }
-        })
-        .map_err(|e| tracing::warn!(error = %e, "cannot watch the configuration file; reload with SIGHUP"))
-        .ok()?;
-        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-            tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the configuration directory; reload with SIGHUP");
-            return None;
-        }
-        Some(watcher)
     }
 
     async fn reload(&self, cause: &'static str) {
@@ -180,6 +145,7 @@ impl Reloader {
         match compiled {
             Ok(Ok((loaded, snapshot))) => {
                 let config = loaded.config;
+                self.watch.borrow_mut().track(&config);
                 let log = &config.server.access_log;
                 if let Err(e) = self.access_log.configure(log.enabled, &log.output) {
                     tracing::error!(output = %log.output, error = %e, "cannot open the new access log output; keeping the previous one");

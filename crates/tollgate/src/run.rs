@@ -134,9 +134,14 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         listen,
         metrics: reload_metrics,
         access_log: access_log_handle,
-        last_text: std::cell::RefCell::new(
-            std::fs::read_to_string(&args.config).unwrap_or_default(),
-        ),
+        watch: std::cell::RefCell::new({
+            let mut w = crate::watch::ConfigWatch::new(
+                &args.config,
+                std::fs::read_to_string(&args.config).unwrap_or_default(),
+            );
+            w.track(&loaded.config);
+            w
+        }),
     };
     let watch = !args.no_watch;
     control.block_on(async move {

@@ -140,13 +140,9 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     };
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client) = client_upgrade {
-            let upstream = hyper::upgrade::on(&mut response);
-            // HTTP/1.1 connections hand the upstream side to their driver, which tunnels once
-            // the 101 is written (hyper's own upgrade path is the fallback).
-            if let Err(upstream) = conn.hand_over_upgrade(upstream) {
-                crate::upgrade::tunnel(client, upstream);
-            }
+        if client_upgrade.is_some() {
+            // The connection driver tunnels once the 101 is written.
+            conn.hand_over_upgrade(hyper::upgrade::on(&mut response));
             let (parts, _) = response.into_parts();
             return Ok(Response::from_parts(parts, ProxyBody::Empty));
         }

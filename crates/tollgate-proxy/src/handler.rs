@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use http::{HeaderValue, Request, Response, header, request};
+use http::{Request, Response, header, request};
 use hyper::body::Incoming;
 use tollgate_plugin_api::{GatewayError, Hook, Outcome, ProxyBody, RequestCtx};
 use tollgate_runtime::{Backend, Chain, Match, RequestView, Snapshot};
@@ -44,7 +44,9 @@ pub(crate) async fn handle(
         shared: shared.clone(),
         snapshot: snapshot.clone(),
         activity: conn.activity.clone(),
-        cx: RequestCtx::new(HeaderValue::from_static(""), conn.peer, conn.tls),
+        cx: None,
+        logging,
+        started: cx.started,
         method: parts.method.clone(),
         host: if logging {
             host_of(&parts).unwrap_or("").to_owned()
@@ -102,7 +104,7 @@ pub(crate) async fn handle(
         log.path.push_str(parts.uri.path());
     }
     log.status = rparts.status;
-    log.cx = cx;
+    log.cx = Some(cx);
     let head = log.method == http::Method::HEAD;
     Ok(Response::from_parts(
         rparts,
@@ -156,7 +158,7 @@ async fn pipeline(
         let normalized: Cow<'_, str> =
             normalize_path(raw_path, &options).map_err(|e| errors::bad_path(e.to_string()))?;
         let path: &str = &normalized;
-        if log.shared.access_log.enabled() {
+        if log.logging {
             log.path.push_str(path);
         }
         let query = parts.uri.query();
@@ -241,7 +243,7 @@ async fn pipeline(
         }
         log.bytes_in = BytesIn::Known(len);
     }
-    let body = if content_length.is_some() || !log.shared.access_log.enabled() {
+    let body = if content_length.is_some() || !log.logging {
         ProxyBody::limited(body, limit)
     } else {
         let counter = Arc::new(AtomicU64::new(0));

@@ -28,7 +28,13 @@ pub(crate) struct LogState {
     pub(crate) shared: Arc<Shared>,
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) activity: Arc<Activity>,
-    pub(crate) cx: RequestCtx,
+    /// The request's context, once the pipeline is over (absent when the request was cut
+    /// short, then `log` hooks do not run).
+    pub(crate) cx: Option<RequestCtx>,
+    /// Whether the access log was on when the request started.
+    pub(crate) logging: bool,
+    /// When the request head arrived.
+    pub(crate) started: std::time::Instant,
     pub(crate) method: Method,
     pub(crate) host: String,
     pub(crate) path: String,
@@ -73,7 +79,7 @@ impl LogState {
         }
         self.done = true;
         let state = &*self;
-        let elapsed = state.cx.started.elapsed();
+        let elapsed = state.started.elapsed();
         let route = state.route.and_then(|r| state.snapshot.routes.get(r));
         let metrics: &ProxyMetrics = &state.shared.metrics;
         crate::metrics::cache::record_request(
@@ -85,7 +91,7 @@ impl LogState {
             elapsed.as_secs_f64(),
         );
 
-        if state.shared.access_log.enabled() {
+        if state.logging {
             let target =
                 state
                     .target
@@ -122,8 +128,10 @@ impl LogState {
             }
         }
         let chain = route.map_or(&state.snapshot.fallback_chain, |r| &r.chain);
-        for policy in &chain.log {
-            policy.log(&state.cx, state.status);
+        if let Some(cx) = &state.cx {
+            for policy in &chain.log {
+                policy.log(cx, state.status);
+            }
         }
         state.activity.end();
     }

@@ -6,7 +6,7 @@ use hyper_util::rt::TokioIo;
 
 /// Tunnels a client connection taken over from the HTTP server (bytes it had read already
 /// in front) to the upstream's upgraded connection.
-pub(crate) fn tunnel_raw<C>(client: C, upstream: OnUpgrade)
+pub(crate) fn tunnel<C>(client: C, upstream: OnUpgrade)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -20,24 +20,6 @@ where
                 }
             }
             Err(e) => tracing::debug!(error = %e, "upstream protocol upgrade failed"),
-        }
-    });
-}
-
-pub(crate) fn tunnel(client: OnUpgrade, upstream: OnUpgrade) {
-    tokio::spawn(async move {
-        let (client, upstream) = tokio::join!(client, upstream);
-        match (client, upstream) {
-            (Ok(client), Ok(upstream)) => {
-                let mut client = TokioIo::new(client);
-                let mut upstream = TokioIo::new(upstream);
-                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                    tracing::debug!(error = %e, "upgraded connection ended with an error");
-                }
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::debug!(error = %e, "protocol upgrade failed");
-            }
         }
     });
 }

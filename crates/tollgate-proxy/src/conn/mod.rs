@@ -35,32 +35,24 @@ pub(crate) struct ConnInfo {
     pub(crate) tls: bool,
     pub(crate) worker: usize,
     pub(crate) activity: Arc<Activity>,
-    /// For connections served without hyper's upgrade support (parkable HTTP/1.1): the
-    /// upstream side of a protocol upgrade, handed to the connection driver, which tunnels it
-    /// once the `101` response is written. `None` field: upgrades go through hyper.
-    pub(crate) manual_upgrade: Option<tokio::sync::Mutex<Option<OnUpgrade>>>,
+    /// The upstream side of a protocol upgrade, handed to the HTTP/1.1 connection driver,
+    /// which tunnels it once the `101` response is written (connections are served without
+    /// hyper's upgrade support so they can be parked).
+    upgrade: tokio::sync::Mutex<Option<OnUpgrade>>,
 }
 
 impl ConnInfo {
-    /// Hands the upstream side of an upgrade to the connection driver; false when this
-    /// connection upgrades through hyper instead.
-    pub(crate) fn hand_over_upgrade(&self, upstream: OnUpgrade) -> Result<(), OnUpgrade> {
-        match &self.manual_upgrade {
-            Some(slot) => match slot.try_lock() {
-                Ok(mut s) => {
-                    *s = Some(upstream);
-                    Ok(())
-                }
-                Err(_) => Err(upstream),
-            },
-            None => Err(upstream),
+    /// Hands the upstream side of an upgrade to the connection driver.
+    pub(crate) fn hand_over_upgrade(&self, upstream: OnUpgrade) {
+        match self.upgrade.try_lock() {
+            Ok(mut slot) => *slot = Some(upstream),
+            // Only this connection's single in-flight HTTP/1.1 request touches the slot.
+            Err(_) => tracing::warn!("protocol upgrade dropped: upgrade slot busy"),
         }
     }
 
     fn take_upgrade(&self) -> Option<OnUpgrade> {
-        self.manual_upgrade
-            .as_ref()
-            .and_then(|slot| slot.try_lock().ok().and_then(|mut s| s.take()))
+        self.upgrade.try_lock().ok().and_then(|mut s| s.take())
     }
 }
 
@@ -165,7 +157,7 @@ pub(crate) async fn serve(
         tls,
         worker,
         activity: activity.clone(),
-        manual_upgrade: Some(tokio::sync::Mutex::new(None)),
+        upgrade: tokio::sync::Mutex::new(None),
     });
     let svc_shared = shared.clone();
     let svc_info = info.clone();

@@ -268,7 +268,7 @@ async fn serve_round<IO: Parkable>(
     if let Some(upstream) = info.take_upgrade() {
         let mut read = BytesMut::from(&unread_prefix[..]);
         read.extend_from_slice(&parts.read_buf);
-        crate::upgrade::tunnel_raw(Rewind::new(read.freeze(), stream_side), upstream);
+        crate::upgrade::tunnel(Rewind::new(read.freeze(), stream_side), upstream);
         return Round::Done;
     }
     match parking {

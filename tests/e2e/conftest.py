@@ -162,3 +162,39 @@ def h2_origin(h2_origin_factory) -> H2Origin:
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     return Certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def store_gateway_factory(tollgate_bin: str, tmp_path: Path):
+    """``make(*, store_url=None, env=None, args=(), start=True) -> StoreGateway``: a gateway in
+    store mode (SQLite in its own data directory unless ``store_url`` is given)."""
+    from support.store_gateway import StoreGateway
+
+    gateways: list = []
+
+    def make(*, store_url=None, env=None, args=(), start=True):
+        gw = StoreGateway(tollgate_bin, tmp_path / f"sgw{len(gateways)}", store_url=store_url,
+                          env=env, args=tuple(args))
+        gateways.append(gw)
+        if start:
+            gw.start()
+        return gw
+
+    yield make
+    for gw in gateways:
+        try:
+            gw.stop()
+        except GatewayError:
+            pass
+        finally:
+            gw.kill()
+
+
+@pytest.fixture
+def postgres_db():
+    """A fresh PostgreSQL database (``.url``, ``.name``), dropped after the test."""
+    from support.store_gateway import PostgresDatabase
+
+    db = PostgresDatabase()
+    yield db
+    db.drop()

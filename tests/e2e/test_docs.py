@@ -1,8 +1,9 @@
 """Drift checks between the code and the user documentation. No gateway needed.
 
-- every field of every configuration wire type (the `pub <field>:` lines of the structs in
-  crates/tollgate-model/src/{listen,server,tls,service,api,policy,parse}.rs) is documented in
-  docs/configuration.md, written as `name`;
+- every field of every configuration wire type (the `pub <field>:` lines of the structs, and the
+  fields of the struct-like variants of the enums, in
+  crates/tollgate-model/src/{listen,server,tls,service,api,policy,parse,environment,consumer,
+  timestamp}.rs) is documented in docs/configuration.md, written as `name`;
 - every metric the binary registers (crates/tollgate-proxy/src/metrics.rs,
   crates/tollgate/src/reload.rs) is documented in docs/operations.md, and every label of a
   labelled metric is listed, as `label`, in that metric's row of the metrics table;
@@ -19,7 +20,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "crates" / "tollgate-model" / "src"
-MODEL_FILES = ["listen", "server", "tls", "service", "api", "policy", "parse"]
+MODEL_FILES = [
+    "listen", "server", "tls", "service", "api", "policy", "parse", "environment", "consumer", "timestamp",
+]
 METRIC_FILES = [
     REPO / "crates" / "tollgate-proxy" / "src" / "metrics.rs",
     REPO / "crates" / "tollgate" / "src" / "reload.rs",
@@ -52,6 +55,22 @@ def struct_bodies(rust: str) -> list[tuple[str, str]]:
     return out
 
 
+def enum_variant_fields(rust: str) -> list[tuple[str, str]]:
+    """(Enum::Variant, field) for every field of a struct-like enum variant (`Variant { a: T }`)."""
+    out = []
+    for m in re.finditer(r"\benum\s+(\w+)\s*(?:<[^>{]*>)?\s*\{", rust):
+        depth, i = 1, m.end()
+        while depth and i < len(rust):
+            depth += {"{": 1, "}": -1}.get(rust[i], 0)
+            i += 1
+        body = rust[m.end() : i - 1]
+        body = re.sub(r"#\[[^\]]*\]", "", body)  # attributes hold `Option::is_none` and such
+        for variant, fields in re.findall(r"\b(\w+)\s*\{([^{}]*)\}", body):
+            for field in re.findall(r"(?<!:)\b(\w+)\s*:(?!:)", fields):
+                out.append((f"{m.group(1)}::{variant}", field))
+    return out
+
+
 def model_fields() -> list[tuple[str, str, str]]:
     """(file, struct, field) for every public field of the wire types."""
     fields = []
@@ -60,6 +79,8 @@ def model_fields() -> list[tuple[str, str, str]]:
         for struct, body in struct_bodies(source):
             for field in re.findall(r"\bpub\s+(\w+)\s*:", body):
                 fields.append((f"{stem}.rs", struct, field))
+        for variant, field in enum_variant_fields(source):
+            fields.append((f"{stem}.rs", variant, field))
     return fields
 
 
@@ -123,7 +144,8 @@ def test_extraction_finds_the_schema():
     # Guards the checks below against passing vacuously if the sources move or change shape.
     fields = model_fields()
     structs = {s for _, s, _ in fields}
-    assert {"Config", "Listen", "ServerConfig", "Service", "Route", "PolicySpec"} <= structs, structs
+    assert {"Config", "Listen", "ServerConfig", "Service", "Route", "PolicySpec", "Environment",
+            "Consumer", "Grant", "Deprecation", "Credential::Jwt"} <= structs, structs
     assert len(fields) >= 60, fields
     assert len(registered_metrics()) >= 8
     labels = {label for _, _, label in metric_labels()}

@@ -1,8 +1,15 @@
 //! The admin listener.
 //!
-//! Serves `/metrics` (Prometheus text format) and `/health/live`, `/health/ready`. It never
-//! sees the proxy: the binary hands it the metrics registry and a readiness flag. The admin REST
-//! API (with token authentication) joins here.
+//! Serves `/metrics` (Prometheus text format), `/health/live`, `/health/ready` and, when the
+//! binary hands it a [`control::Control`], the admin REST API under `/api/v1` (bearer tokens,
+//! roles, OpenAPI 3.1 document at `/api/v1/openapi.json`; see `docs/admin-api.md`). It never
+//! sees the proxy: the binary hands it the metrics registry, a readiness flag, the control core
+//! and where admin tokens come from.
+
+mod api;
+pub mod control;
+mod schema;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,22 +22,80 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
-/// What the admin endpoints read.
+use crate::control::Control;
+use crate::tokens::{StoreTokens, TokenSource};
+
+/// What the admin endpoints read. Built with [`AdminState::new`], then
+/// [`AdminState::with_api`] (and, for file mode, [`AdminState::with_token_source`]).
 #[derive(Clone)]
 pub struct AdminState {
     /// Every metric of the process.
     pub registry: Arc<Registry>,
     /// True once a configuration snapshot is serving.
     pub ready: Arc<AtomicBool>,
+    control: Option<Arc<Control>>,
+    token_store: Option<tollgate_store::Store>,
+    token_source: Option<Arc<dyn TokenSource>>,
+}
+
+impl AdminState {
+    /// Metrics and health only; the admin API is not served until [`AdminState::with_api`].
+    pub fn new(registry: Arc<Registry>, ready: Arc<AtomicBool>) -> Self {
+        Self {
+            registry,
+            ready,
+            control: None,
+            token_store: None,
+            token_source: None,
+        }
+    }
+
+    /// Serves the admin REST API over `control` (`None`: no API). Tokens are looked up in
+    /// `tokens` (by SHA-256, cached for a few seconds) and managed through `/api/v1/tokens`;
+    /// without a store and without [`AdminState::with_token_source`], every API call is
+    /// refused with 401.
+    pub fn with_api(
+        mut self,
+        control: Option<Arc<Control>>,
+        tokens: Option<tollgate_store::Store>,
+    ) -> Self {
+        self.control = control;
+        self.token_store = tokens;
+        self
+    }
+
+    /// Where tokens are checked, instead of the store given to [`AdminState::with_api`]
+    /// (e.g. [`tokens::StaticTokens`] read from a token file in file mode). Token management
+    /// through the API still needs a store.
+    pub fn with_token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
+        self.token_source = Some(source);
+        self
+    }
 }
 
 /// The admin routes.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let base = Router::new()
         .route("/metrics", get(metrics))
         .route("/health/live", get(|| async { "ok\n" }))
         .route("/health/ready", get(ready))
-        .with_state(state)
+        .with_state(state.clone());
+    let Some(control) = state.control else {
+        return base;
+    };
+    let tokens = state.token_source.or_else(|| {
+        state
+            .token_store
+            .clone()
+            .map(|store| Arc::new(StoreTokens::new(store)) as Arc<dyn TokenSource>)
+    });
+    base.merge(api::router(control, state.token_store, tokens))
+}
+
+/// The admin API's OpenAPI 3.1 document, as served at `/api/v1/openapi.json` and checked in
+/// as `docs/admin-openapi.json`.
+pub fn openapi_json() -> String {
+    api::openapi_json()
 }
 
 /// Serves the admin routes on an already bound listener until `shutdown` completes.

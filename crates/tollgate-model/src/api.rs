@@ -1,15 +1,43 @@
 //! APIs and their routes.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::PolicySpec;
+use crate::{PolicySpec, Timestamp};
 
-/// An API: a named group of routes with shared hosts, base path and policies.
+/// The version an API has when its definition names none.
+pub const DEFAULT_API_VERSION: &str = "1";
+
+/// An API: a named group of routes with shared hosts, base path and policies, in one version.
+/// A configuration may hold several versions of the same API (`name` + `version` is unique);
+/// `publish` says in which environments a version is live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Api {
-    /// Unique name.
+    /// Name, shared by all versions of the API.
     pub name: String,
+    /// Version label, e.g. `1`, `2`, `2024-06-01`.
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// Free text for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// API group, e.g. a product or team, for listing and OpenAPI export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Labels for filtering.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Environments this version is live in. Absent: every environment; `[]`: none (a draft,
+    /// or a version that was unpublished). At most one version of an API is live per
+    /// environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<Vec<String>>,
+    /// Deprecation per environment (key: environment name): the API keeps serving there and
+    /// its responses carry `Deprecation` (RFC 9745) and, when set, `Sunset` (RFC 8594).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deprecation: BTreeMap<String, Deprecation>,
     /// Host names the API answers on: exact (`api.example.com`) or wildcard (`*.example.com`).
     /// Empty: any host.
     #[serde(default)]
@@ -59,6 +87,38 @@ pub struct Route {
     /// Policies for this route.
     #[serde(default)]
     pub policies: Vec<PolicySpec>,
+    /// The OpenAPI operation object this route was imported from (`$ref`s resolved): kept for
+    /// request validation and for OpenAPI export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<serde_json::Value>,
+}
+
+/// When and how an API version is deprecated in one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deprecation {
+    /// When it was (or will be) deprecated: the `Deprecation` header's date.
+    pub at: Timestamp,
+    /// When it stops answering: the `Sunset` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sunset: Option<Timestamp>,
+    /// A page explaining the deprecation and the migration (sent as `Link: <...>;
+    /// rel="deprecation"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+fn default_version() -> String {
+    DEFAULT_API_VERSION.to_owned()
+}
+
+impl Api {
+    /// Whether this version is live in `environment`.
+    pub fn is_published_in(&self, environment: &str) -> bool {
+        self.publish
+            .as_ref()
+            .is_none_or(|envs| envs.iter().any(|e| e == environment))
+    }
 }
 
 /// A header condition: exactly one of `value`, `regex`, `present`.

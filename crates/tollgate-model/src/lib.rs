@@ -8,8 +8,10 @@
 //! plugin registry and reports errors with the same [`FieldPath`]s.
 
 mod api;
+mod consumer;
 mod diagnostic;
 mod duration;
+mod environment;
 mod envsubst;
 mod listen;
 mod locate;
@@ -18,21 +20,30 @@ mod path_pattern;
 mod policy;
 mod server;
 mod service;
+mod timestamp;
 mod tls;
 mod validate;
 
-pub use api::{Api, HeaderMatch, HostPolicy, QueryMatch, Rewrite, Route};
+pub use api::{
+    Api, DEFAULT_API_VERSION, Deprecation, HeaderMatch, HostPolicy, QueryMatch, Rewrite, Route,
+};
+pub use consumer::{Consumer, Credential, Grant};
 pub use diagnostic::{Diagnostic, Diagnostics, FieldPath, Location, PathSegment};
 pub use duration::Duration;
-pub use envsubst::{EnvError, substitute_env};
+pub use environment::{DEFAULT_ENVIRONMENT, Environment};
+pub use envsubst::{
+    EnvError, VarError, is_var_name, substitute_env, substitute_vars, var_references,
+};
 pub use listen::Listen;
 pub use locate::locate;
 pub use parse::{Config, Format, parse_config};
 pub use path_pattern::{PathPattern, PatternError, Segment};
 pub use policy::PolicySpec;
 pub use server::{
-    AccessLog, EscapedSlashes, Limits, PathNormalization, RequestIdConfig, ServerConfig, Timeouts,
+    AccessLog, EnvironmentHeader, EscapedSlashes, Limits, PathNormalization, RequestIdConfig,
+    ServerConfig, Timeouts,
 };
 pub use service::{MockBackend, Pool, Protocol, Service, Target, UpstreamTimeouts, UpstreamTls};
+pub use timestamp::Timestamp;
 pub use tls::{Certificate, TlsConfig, TlsVersion};
 pub use validate::{TargetUrl, validate};

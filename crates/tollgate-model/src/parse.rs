@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Api, Diagnostic, Diagnostics, FieldPath, Listen, Location, PolicySpec, ServerConfig, Service,
-    TlsConfig,
+    Api, Consumer, Diagnostic, Diagnostics, Environment, FieldPath, Listen, Location, PolicySpec,
+    ServerConfig, Service, TlsConfig,
 };
 
 /// A whole configuration document: what a file holds and what `config export` writes.
@@ -29,6 +29,23 @@ pub struct Config {
     /// Policies applied to every route.
     #[serde(default)]
     pub policies: Vec<PolicySpec>,
+    /// Deployment targets APIs are published to; none: one implicit `prod` environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<Environment>,
+    /// Callers and their credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<Consumer>,
+}
+
+impl Config {
+    /// The environments in force: the configured ones, or the implicit `prod`.
+    pub fn effective_environments(&self) -> Vec<Environment> {
+        if self.environments.is_empty() {
+            vec![Environment::implicit()]
+        } else {
+            self.environments.clone()
+        }
+    }
 }
 
 /// Source syntax.

@@ -26,6 +26,19 @@ pub struct ServerConfig {
     pub request_id: RequestIdConfig,
     /// Access log.
     pub access_log: AccessLog,
+    /// Request header that selects an environment allowing it (`header_selection: true`).
+    pub environment_header: EnvironmentHeader,
+}
+
+/// The name of the environment-selecting request header (`X-Tollgate-Env` by default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EnvironmentHeader(pub String);
+
+impl Default for EnvironmentHeader {
+    fn default() -> Self {
+        Self("x-tollgate-env".to_owned())
+    }
 }
 
 /// Client-side timeouts.

@@ -60,6 +60,14 @@ pub(crate) mod errors {
         )
     }
 
+    pub(crate) fn no_environment() -> GatewayError {
+        GatewayError::downstream(
+            StatusCode::NOT_FOUND,
+            "no_environment",
+            "no environment serves this host",
+        )
+    }
+
     pub(crate) fn bad_path(reason: String) -> GatewayError {
         GatewayError::downstream(StatusCode::BAD_REQUEST, "invalid_path", reason)
     }

@@ -1,4 +1,5 @@
-//! The request pipeline: normalize, route, access, upstream, forward, response, log.
+//! The request pipeline: select the environment, normalize, route, access, upstream, forward,
+//! response, log.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -54,6 +55,7 @@ pub(crate) async fn handle(
             String::new()
         },
         path: String::new(),
+        environment: None,
         route: None,
         target: None,
         status: http::StatusCode::OK,
@@ -71,11 +73,13 @@ pub(crate) async fn handle(
         }
     };
 
-    let chain: &Chain = log
-        .route
-        .and_then(|r| snapshot.routes.get(r))
-        .map_or(&snapshot.fallback_chain, |r| &r.chain);
+    let route = log.route.and_then(|r| snapshot.routes.get(r));
+    let chain: &Chain = route.map_or(&snapshot.fallback_chain, |r| &r.chain);
     let (mut rparts, mut rbody) = response.into_parts();
+    // Before the response policies, so that `response-headers` can still change them.
+    if let Some(deprecation) = route.and_then(|r| r.deprecation.as_deref()) {
+        deprecation.apply(&mut rparts.headers);
+    }
     for policy in &chain.response {
         policy.response(&mut cx, &mut rparts);
     }
@@ -150,6 +154,20 @@ async fn pipeline(
         parts.headers.insert(header::HOST, value);
     }
     let client_host = parts.headers.get(header::HOST).cloned();
+    let environments = &snapshot.environments;
+    let selected = environments.select(|| host_of(parts), &parts.headers);
+    // The environment header is for the gateway: never forwarded, not seen by policies.
+    // Comparing the few names a request has is cheaper than hashing one (`remove` would,
+    // on every request, for a header that is almost never there).
+    let env_header = environments.header();
+    if parts.headers.keys().any(|name| name == env_header) {
+        parts.headers.remove(env_header);
+    }
+    let Some((env_index, environment)) = selected else {
+        return Err(errors::no_environment());
+    };
+    log.environment = Some(env_index);
+    let router = &environment.router;
     // Normalize, route, and work out the path the upstream receives: what was matched,
     // rewritten if the route says so. The common case (already normalized, no rewrite)
     // allocates nothing and keeps the request's URI as it is.
@@ -172,14 +190,13 @@ async fn pipeline(
         // A CORS preflight is routed as the request it announces (falling back to OPTIONS),
         // so the route that will serve the real request, and its `cors` policy, answer it.
         let found: Option<Match> = match preflight_method(parts) {
-            Some(announced) => snapshot
-                .router
+            Some(announced) => router
                 .find(&RequestView {
                     method: &announced,
                     ..view
                 })
-                .or_else(|| snapshot.router.find(&view)),
-            None => snapshot.router.find(&view),
+                .or_else(|| router.find(&view)),
+            None => router.find(&view),
         };
         let Some(found) = found else {
             return Err(errors::not_found());

@@ -21,6 +21,7 @@ impl EncodeLabelValue for Name {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
+    pub(crate) environment: Name,
     pub(crate) api: Name,
     pub(crate) route: Name,
     pub(crate) service: Name,
@@ -29,6 +30,7 @@ pub(crate) struct RequestLabels {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct RouteLabels {
+    pub(crate) environment: Name,
     pub(crate) api: Name,
     pub(crate) route: Name,
     pub(crate) service: Name,
@@ -70,12 +72,12 @@ impl ProxyMetrics {
         };
         registry.register(
             "tollgate_requests",
-            "Requests answered, by API, route, service and status class",
+            "Requests answered, by environment, API, route, service and status class",
             m.requests.clone(),
         );
         registry.register(
             "tollgate_request_duration_seconds",
-            "Time from request head to response end, by API, route, service and status class",
+            "Time from request head to response end, by environment, API, route, service and status class",
             m.duration.clone(),
         );
         registry.register(
@@ -114,7 +116,9 @@ impl ProxyMetrics {
 
 /// Per-worker cache of metric handles, indexed by route and service position in the snapshot,
 /// so recording a request costs a few atomic increments instead of a family lookup (a lock and
-/// a hash of the label strings). Rebuilt when the snapshot revision changes.
+/// a hash of the label strings). Rebuilt when the snapshot revision changes. A route belongs
+/// to one environment, so its slot implies the `environment` label; requests without a route
+/// have one slot per environment, and one for "no environment".
 pub(crate) mod cache {
     use std::cell::RefCell;
 
@@ -133,7 +137,8 @@ pub(crate) mod cache {
     #[derive(Default)]
     struct Cache {
         revision: u64,
-        /// Index = route index; the last slot is "no route".
+        /// Index = route index; then one "no route" slot per environment; the last slot is
+        /// "no environment".
         routes: Vec<RouteHandles>,
         services: Vec<Option<Histogram>>,
     }
@@ -153,12 +158,11 @@ pub(crate) mod cache {
     }
 
     fn sync(cache: &mut Cache, snapshot: &Snapshot) {
-        if cache.revision != snapshot.revision || cache.routes.len() != snapshot.routes.len() + 1 {
+        let slots = snapshot.routes.len() + snapshot.environments.len() + 1;
+        if cache.revision != snapshot.revision || cache.routes.len() != slots {
             cache.revision = snapshot.revision;
             cache.routes.clear();
-            cache
-                .routes
-                .resize_with(snapshot.routes.len() + 1, RouteHandles::default);
+            cache.routes.resize_with(slots, RouteHandles::default);
             cache.services.clear();
             cache.services.resize_with(snapshot.services.len(), || None);
         }
@@ -169,6 +173,7 @@ pub(crate) mod cache {
         metrics: &ProxyMetrics,
         snapshot: &Snapshot,
         route: Option<usize>,
+        environment: Option<usize>,
         empty: &std::sync::Arc<str>,
         status: u16,
         seconds: f64,
@@ -178,41 +183,58 @@ pub(crate) mod cache {
                 return;
             };
             sync(&mut cache, snapshot);
-            let slot = route.unwrap_or(snapshot.routes.len());
-            let (api_name, route_name, service_name) =
-                match route.and_then(|r| snapshot.routes.get(r)) {
+            let routed = route.and_then(|r| snapshot.routes.get(r));
+            let slot = match (routed, route, environment) {
+                (Some(_), Some(r), _) => r,
+                (None, _, Some(e)) => snapshot.routes.len() + e,
+                _ => snapshot.routes.len() + snapshot.environments.len(),
+            };
+            // Label values, only needed the first time a slot records a status class.
+            let names = || {
+                let environment = routed.map(|r| r.environment).or(environment);
+                let environment = environment
+                    .and_then(|e| snapshot.environments.get(e))
+                    .map_or_else(|| empty.clone(), |e| e.name.clone());
+                match routed {
                     Some(r) => (
+                        environment,
                         r.info.api.clone(),
                         r.info.route.clone(),
                         r.info.service.clone(),
                     ),
-                    None => (empty.clone(), empty.clone(), empty.clone()),
-                };
+                    None => (environment, empty.clone(), empty.clone(), empty.clone()),
+                }
+            };
             let Some(handles) = cache.routes.get_mut(slot) else {
                 return;
             };
             let class = class_index(status);
+            let status_class = ProxyMetrics::status_class(status);
             let counter = handles.by_class[class].get_or_insert_with(|| {
+                let (environment, api, route, service) = names();
                 metrics
                     .requests
                     .get_or_create(&RequestLabels {
-                        api: Name(api_name.clone()),
-                        route: Name(route_name.clone()),
-                        service: Name(service_name.clone()),
-                        status_class: ProxyMetrics::status_class(status),
+                        environment: Name(environment),
+                        api: Name(api),
+                        route: Name(route),
+                        service: Name(service),
+                        status_class,
                     })
                     .clone()
             });
             counter.inc();
             handles.duration[class]
                 .get_or_insert_with(|| {
+                    let (environment, api, route, service) = names();
                     metrics
                         .duration
                         .get_or_create(&RouteLabels {
-                            api: Name(api_name),
-                            route: Name(route_name),
-                            service: Name(service_name),
-                            status_class: ProxyMetrics::status_class(status),
+                            environment: Name(environment),
+                            api: Name(api),
+                            route: Name(route),
+                            service: Name(service),
+                            status_class,
                         })
                         .clone()
                 })

@@ -38,6 +38,8 @@ pub(crate) struct LogState {
     pub(crate) method: Method,
     pub(crate) host: String,
     pub(crate) path: String,
+    /// Index into the snapshot's environments, once one is selected.
+    pub(crate) environment: Option<usize>,
     pub(crate) route: Option<usize>,
     /// `(service index, target index)`.
     pub(crate) target: Option<(usize, usize)>,
@@ -86,6 +88,7 @@ impl LogState {
             metrics,
             &state.snapshot,
             state.route,
+            state.environment,
             &state.shared.empty,
             state.status.as_u16(),
             elapsed.as_secs_f64(),
@@ -108,8 +111,13 @@ impl LogState {
                 method: state.method.as_str(),
                 host: &state.host,
                 path: &state.path,
+                environment: state
+                    .environment
+                    .and_then(|e| state.snapshot.environments.get(e))
+                    .map(|e| &*e.name),
                 route: route.map(|r| &*r.info.route),
                 api: route.map(|r| &*r.info.api),
+                api_version: route.map(|r| &*r.api_version),
                 service: route.map(|r| &*r.info.service),
                 target,
                 status: state.status.as_u16(),

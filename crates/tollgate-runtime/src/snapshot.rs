@@ -8,7 +8,7 @@ use tollgate_model::{AccessLog, HostPolicy, Limits, PathNormalization, Timeouts}
 use tollgate_plugin_api::RouteInfo;
 use tollgate_upstream::UpstreamPool;
 
-use crate::{Chain, CompiledRewrite, MockResponse, Router, TlsSettings};
+use crate::{Chain, CompiledRewrite, DeprecationHeaders, Environments, MockResponse, TlsSettings};
 
 /// Where a service's traffic goes.
 #[derive(Debug, Clone)]
@@ -30,13 +30,21 @@ pub struct CompiledService {
     pub response_timeout: std::time::Duration,
 }
 
-/// A compiled route.
+/// A compiled route, in one environment: a route of an API version live in several
+/// environments is compiled once per environment (its service may resolve differently there,
+/// and it may be deprecated in one and not another); its policy chain is shared.
 #[derive(Debug, Clone)]
 pub struct CompiledRoute {
     /// Names for logs, metrics and policies.
     pub info: Arc<RouteInfo>,
+    /// The API's version.
+    pub api_version: Arc<str>,
+    /// Index into [`Snapshot::environments`].
+    pub environment: usize,
     /// Index into [`Snapshot::services`].
     pub service: usize,
+    /// Headers announcing the API version's deprecation in this environment.
+    pub deprecation: Option<Arc<DeprecationHeaders>>,
     /// Path rewrite.
     pub rewrite: Option<CompiledRewrite>,
     /// Host header policy.
@@ -71,11 +79,12 @@ pub struct Snapshot {
     pub revision: u64,
     /// Server settings.
     pub server: ServerSettings,
-    /// The router.
-    pub router: Router,
-    /// Routes, indexed by router matches.
+    /// Environments, each with its router, and the tables that select one per request.
+    pub environments: Environments,
+    /// Routes of every environment, indexed by router matches.
     pub routes: Vec<CompiledRoute>,
-    /// Services, indexed by routes.
+    /// Services, indexed by routes. A service whose targets use `${vars.NAME}` appears once
+    /// per distinct resolution (same name); identical resolutions share one entry and pool.
     pub services: Vec<CompiledService>,
     /// Policies that run when no route matched (global policies).
     pub fallback_chain: Arc<Chain>,

@@ -2,10 +2,16 @@
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid usage or invalid configuration.
 
+mod admin_cmd;
+mod cli;
+mod client;
 mod load;
 mod logging;
+mod openapi_cmd;
 mod reload;
 mod run;
+mod store_mode;
+mod validator;
 mod watch;
 
 use std::path::PathBuf;
@@ -36,6 +42,18 @@ enum Command {
         #[arg(short, long, env = "TOLLGATE_CONFIG")]
         config: PathBuf,
     },
+    /// Export, diff and apply the configuration of a running gateway.
+    #[command(subcommand)]
+    Config(cli::ConfigCommand),
+    /// Lifecycle of APIs on a running gateway: list, publish, rollback, unpublish, deprecate.
+    #[command(subcommand)]
+    Api(cli::ApiCommand),
+    /// OpenAPI documents: import as API definitions.
+    #[command(subcommand)]
+    Openapi(openapi_cmd::OpenApiCommand),
+    /// Local administration on the store (admin API tokens).
+    #[command(subcommand)]
+    Admin(admin_cmd::AdminCommand),
     /// Print the version.
     Version,
 }
@@ -78,5 +96,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => run::run(args),
+        Command::Admin(command) => admin_cmd::run(command),
+        Command::Config(command) => cli::config(command),
+        Command::Openapi(command) => openapi_cmd::run(command),
+        Command::Api(command) => cli::api(command),
     }
 }

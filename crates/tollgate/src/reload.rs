@@ -63,6 +63,23 @@ impl ReloadMetrics {
         self.revision
             .set(i64::try_from(revision).unwrap_or(i64::MAX));
     }
+
+    /// A new snapshot was published.
+    pub(crate) fn success(&self, revision: u64) {
+        self.published(revision);
+        self.last_ok.set(1);
+        self.reloads
+            .get_or_create(&ResultLabel { result: "success" })
+            .inc();
+    }
+
+    /// A configuration was rejected; the previous snapshot keeps serving.
+    pub(crate) fn failure(&self) {
+        self.last_ok.set(0);
+        self.reloads
+            .get_or_create(&ResultLabel { result: "failure" })
+            .inc();
+    }
 }
 
 /// Everything a reload needs.
@@ -76,6 +93,8 @@ pub(crate) struct Reloader {
     pub(crate) access_log: tollgate_proxy::AccessLogSink,
     /// The configuration file and the files it references, and what they were last seen as.
     pub(crate) watch: std::cell::RefCell<crate::watch::ConfigWatch>,
+    /// The admin API's read-only view of the file, refreshed on every reload.
+    pub(crate) control: Option<std::sync::Arc<tollgate_admin::control::Control>>,
 }
 
 static REVISION: AtomicU64 = AtomicU64::new(1);
@@ -84,9 +103,9 @@ static REVISION: AtomicU64 = AtomicU64::new(1);
 /// that arrives during startup is handled (SIGHUP: reload once running; SIGTERM/SIGINT: stop)
 /// instead of killing the process.
 pub(crate) struct Signals {
-    hup: Signal,
-    term: Signal,
-    int: Signal,
+    pub(crate) hup: Signal,
+    pub(crate) term: Signal,
+    pub(crate) int: Signal,
 }
 
 impl Signals {
@@ -176,32 +195,24 @@ impl Reloader {
                     );
                 }
                 REVISION.store(revision, Ordering::Relaxed);
+                if let Some(control) = &self.control
+                    && let Err(e) = control.show_file(&config)
+                {
+                    tracing::warn!(error = %e, "the admin API cannot show the new configuration");
+                }
                 self.handle.publish(snapshot);
-                self.metrics.published(revision);
-                self.metrics.last_ok.set(1);
-                self.metrics
-                    .reloads
-                    .get_or_create(&ResultLabel { result: "success" })
-                    .inc();
+                self.metrics.success(revision);
                 tracing::info!(cause, revision, "configuration reloaded");
             }
             Ok(Err(e)) => {
-                self.metrics.last_ok.set(0);
-                self.metrics
-                    .reloads
-                    .get_or_create(&ResultLabel { result: "failure" })
-                    .inc();
+                self.metrics.failure();
                 tracing::error!(
                     cause,
                     "configuration rejected, still serving the previous one:\n{e}"
                 );
             }
             Err(e) => {
-                self.metrics.last_ok.set(0);
-                self.metrics
-                    .reloads
-                    .get_or_create(&ResultLabel { result: "failure" })
-                    .inc();
+                self.metrics.failure();
                 tracing::error!(cause, error = %e, "configuration reload failed");
             }
         }

@@ -5,21 +5,46 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use prometheus_client::registry::Registry;
+use tollgate_admin::control::Control;
+use tollgate_model::{Config, Listen};
 use tollgate_proxy::{AccessLogSink, Proxy, ProxyConfig, ProxyMetrics};
 use tollgate_runtime::SnapshotHandle;
+use tollgate_store::secrets::SecretKey;
 
 use crate::load;
 use crate::logging::{self, LogFormat};
 use crate::reload::{ReloadMetrics, Reloader};
+use crate::store_mode::{self, StoreArgs, StorePublisher};
+use crate::validator::CompileValidator;
 
 /// Options of `tollgate run`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RunArgs {
-    /// Configuration file (YAML or JSON).
+    /// Configuration file (YAML or JSON): file mode, the admin API only reads. Without it the
+    /// configuration lives in the store and is managed through the admin API.
     #[arg(short, long, env = "TOLLGATE_CONFIG")]
-    config: PathBuf,
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Store mode: plain-text proxy listener.
+    #[arg(long, env = "TOLLGATE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Store mode: TLS proxy listener.
+    #[arg(long, env = "TOLLGATE_LISTEN_TLS")]
+    listen_tls: Option<SocketAddr>,
+    /// Store mode: admin listener.
+    #[arg(long, env = "TOLLGATE_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Admin API tokens as lines of `ROLE SHA256 NAME` (file mode; in store mode tokens live
+    /// in the store, see `tollgate admin token create`).
+    #[arg(long, env = "TOLLGATE_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Store mode: how often the store's revision is checked for changes made elsewhere.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    store_poll: Duration,
     /// Log level or filter (`info`, `debug`, `tollgate_proxy=debug`); RUST_LOG overrides.
     #[arg(long, default_value = "info", env = "TOLLGATE_LOG")]
     log_level: String,
@@ -57,34 +82,53 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let loaded = match load::read_config(&args.config) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
+    let plugins = tollgate_plugins::registry();
+    let mode = match open_mode(&args, &plugins, &control) {
+        Ok(m) => m,
+        Err((message, code)) => {
+            eprintln!("{message}");
+            return ExitCode::from(code);
         }
     };
-    let workers = match loaded.config.server.workers {
+    let config = mode.config();
+    let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    let plugins = tollgate_plugins::registry();
-    let snapshot = match load::compile(&loaded, &plugins, None, workers, 1) {
+    let snapshot = match &mode {
+        Mode::File { loaded, .. } => {
+            load::compile(loaded, &plugins, None, workers, 1).map_err(|e| (e.to_string(), 2))
+        }
+        Mode::Store(opened) => store_mode::compile_state(
+            &opened.control.state(),
+            &config.listen,
+            &plugins,
+            None,
+            workers,
+        )
+        .map_err(|e| {
+            (
+                format!("tollgate: the store's configuration cannot be compiled:\n{e}"),
+                1,
+            )
+        }),
+    };
+    let snapshot = match snapshot {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
+        Err((message, code)) => {
+            eprintln!("{message}");
+            return ExitCode::from(code);
         }
     };
-    let listen = loaded.config.listen.clone();
+    let listen = config.listen.clone();
     let https = snapshot.tls.is_some().then_some(listen.proxy_tls);
-    let access_log_config = loaded.config.server.access_log.clone();
+    let access_log_config = config.server.access_log.clone();
     let handle = SnapshotHandle::new(snapshot);
 
     let mut registry = Registry::default();
     let metrics = ProxyMetrics::new(&mut registry);
     let reload_metrics = ReloadMetrics::new(&mut registry);
-    reload_metrics.published(1);
+    reload_metrics.published(handle.load().revision);
     let access_log = AccessLogSink::disabled();
     if let Err(e) = access_log.configure(access_log_config.enabled, &access_log_config.output) {
         eprintln!(
@@ -122,34 +166,65 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     log_listening(listen.proxy, https, listen.admin, workers);
 
     let ready = Arc::new(AtomicBool::new(true));
-    let admin_state = tollgate_admin::AdminState {
-        registry: Arc::new(registry),
-        ready: ready.clone(),
-    };
-    let reloader = Reloader {
-        path: args.config.clone(),
-        plugins,
-        handle: handle.clone(),
-        workers,
-        listen,
-        metrics: reload_metrics,
-        access_log: access_log_handle,
-        watch: std::cell::RefCell::new({
-            let mut w = crate::watch::ConfigWatch::new(
-                &args.config,
-                std::fs::read_to_string(&args.config).unwrap_or_default(),
-            );
-            w.track(&loaded.config);
-            w
-        }),
-    };
+    let mut admin_state = tollgate_admin::AdminState::new(Arc::new(registry), ready.clone())
+        .with_api(Some(mode.control()), mode.store());
+    if let Some(path) = &args.admin_token_file {
+        match tollgate_admin::tokens::StaticTokens::load(path) {
+            Ok(tokens) => admin_state = admin_state.with_token_source(Arc::new(tokens)),
+            Err(e) => {
+                eprintln!("tollgate: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let watch = !args.no_watch;
+    let store_poll = args.store_poll;
+    let plane = handle.clone();
     control.block_on(async move {
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin = tokio::spawn(tollgate_admin::serve(admin_listener, admin_state, async {
             let _ = admin_stopped.await;
         }));
-        reloader.run_until_shutdown(signals, watch).await;
+        match mode {
+            Mode::File {
+                loaded,
+                path,
+                control,
+            } => {
+                let reloader = Reloader {
+                    path: path.clone(),
+                    plugins,
+                    handle: plane.clone(),
+                    workers,
+                    listen,
+                    metrics: reload_metrics,
+                    access_log: access_log_handle,
+                    watch: std::cell::RefCell::new({
+                        let mut w = crate::watch::ConfigWatch::new(
+                            &path,
+                            std::fs::read_to_string(&path).unwrap_or_default(),
+                        );
+                        w.track(&loaded.config);
+                        w
+                    }),
+                    control: Some(control),
+                };
+                reloader.run_until_shutdown(signals, watch).await;
+            }
+            Mode::Store(opened) => {
+                let publisher = StorePublisher {
+                    control: opened.control,
+                    feed: opened.feed,
+                    plugins,
+                    handle: plane.clone(),
+                    listen,
+                    workers,
+                    metrics: reload_metrics,
+                    access_log: access_log_handle,
+                };
+                publisher.run_until_shutdown(signals, store_poll).await;
+            }
+        }
         ready.store(false, std::sync::atomic::Ordering::Release);
         let _ = stop_admin.send(());
         let _ = admin.await;
@@ -165,6 +240,84 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     }
     access_log_final.close();
     ExitCode::SUCCESS
+}
+
+/// Where the configuration comes from.
+enum Mode {
+    /// A configuration file, reloaded on change.
+    File {
+        loaded: Box<load::Loaded>,
+        path: PathBuf,
+        control: Arc<Control>,
+    },
+    /// A store, changed through the admin API.
+    Store(store_mode::Opened),
+}
+
+impl Mode {
+    fn config(&self) -> Config {
+        match self {
+            Self::File { loaded, .. } => loaded.config.clone(),
+            Self::Store(opened) => opened.control.export(),
+        }
+    }
+
+    fn store(&self) -> Option<tollgate_store::Store> {
+        match self {
+            Self::File { .. } => None,
+            Self::Store(opened) => Some(opened.feed.store().clone()),
+        }
+    }
+
+    fn control(&self) -> Arc<Control> {
+        match self {
+            Self::File { control, .. } => control.clone(),
+            Self::Store(opened) => opened.control.clone(),
+        }
+    }
+}
+
+/// Reads the configuration file, or opens the store; errors come with their exit code.
+fn open_mode(
+    args: &RunArgs,
+    plugins: &tollgate_plugin_api::Registry,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Mode, (String, u8)> {
+    let validator = Arc::new(CompileValidator {
+        plugins: plugins.clone(),
+    });
+    if let Some(path) = &args.config {
+        if args.listen.is_some() || args.listen_tls.is_some() || args.admin_listen.is_some() {
+            return Err((
+                "tollgate: --listen, --listen-tls and --admin-listen are for store mode; with --config set `listen` in the file".into(),
+                2,
+            ));
+        }
+        let loaded = load::read_config(path).map_err(|e| (e.to_string(), 2))?;
+        let key = SecretKey::generate().map_err(|e| (format!("tollgate: {e}"), 1))?;
+        let control = Control::with_file(&loaded.config, Arc::new(key), validator)
+            .map_err(|e| (format!("tollgate: {e}"), 2))?;
+        return Ok(Mode::File {
+            loaded: Box::new(loaded),
+            path: path.clone(),
+            control: Arc::new(control),
+        });
+    }
+    let defaults = Listen::default();
+    let listen = Listen {
+        proxy: args.listen.unwrap_or(defaults.proxy),
+        proxy_tls: args.listen_tls.unwrap_or(defaults.proxy_tls),
+        admin: args.admin_listen.unwrap_or(defaults.admin),
+    };
+    let opened = runtime
+        .block_on(store_mode::open(&args.store, plugins, listen))
+        .map_err(|e| (format!("tollgate: {e}"), 1))?;
+    tracing::info!(
+        store = opened.feed.store().display_url(),
+        revision = opened.control.state().revision,
+        "configuration store opened"
+    );
+    Ok(Mode::Store(opened))
 }
 
 fn log_listening(http: SocketAddr, https: Option<SocketAddr>, admin: SocketAddr, workers: usize) {

@@ -1,93 +1,43 @@
-//! Validation that needs no plugin knowledge: names, references, patterns, conflicts.
+//! APIs and routes: names, versions, hosts, base paths, patterns, conditions, rewrites, and
+//! route conflicts, which are checked per environment among the API versions live in it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::{
-    Api, Config, Diagnostic, FieldPath, HeaderMatch, PathPattern, QueryMatch, Route, Service,
-};
+use super::{Envs, Validator, check_host, is_name, is_token_byte};
+use crate::{Api, Config, FieldPath, HeaderMatch, PathPattern, QueryMatch, Route};
 
-/// Checks a parsed configuration; returns every problem found (empty list never returned).
-pub fn validate(config: &Config) -> Result<(), Vec<Diagnostic>> {
-    let mut v = Validator::default();
-    v.services(&config.services);
-    v.apis(config);
-    v.certificates(config);
-    if v.errors.is_empty() {
-        Ok(())
-    } else {
-        Err(v.errors)
-    }
-}
-
-#[derive(Default)]
-struct Validator {
-    errors: Vec<Diagnostic>,
+/// What one route claims: the keys it matches under, with its methods.
+struct Claim {
+    api: usize,
+    at: FieldPath,
+    keys: Vec<MatchKey>,
+    methods: BTreeSet<String>,
 }
 
 impl Validator {
-    fn err(&mut self, path: FieldPath, message: impl Into<String>) {
-        self.errors.push(Diagnostic::new(path, message));
-    }
-
-    fn services(&mut self, services: &[Service]) {
-        let root = FieldPath::root().key("services");
-        let mut seen = HashMap::new();
-        for (i, service) in services.iter().enumerate() {
-            let at = root.index(i);
-            self.name(&at.key("name"), &service.name);
-            if let Some(first) = seen.insert(service.name.as_str(), i) {
-                self.err(
-                    at.key("name"),
-                    format!(
-                        "duplicate service name {:?} (first defined at services[{first}])",
-                        service.name
-                    ),
-                );
-            }
-            match (&service.mock, service.targets.is_empty()) {
-                (Some(_), false) => self.err(
-                    at.key("mock"),
-                    "a service has either `targets` or `mock`, not both",
-                ),
-                (None, true) => self.err(
-                    at.key("targets"),
-                    "a service needs at least one target (or `mock`)",
-                ),
-                _ => {}
-            }
-            if let Some(mock) = &service.mock
-                && !(200..=599).contains(&mock.status)
-            {
-                self.err(
-                    at.key("mock").key("status"),
-                    format!("{} is not a final HTTP status code (200-599)", mock.status),
-                );
-            }
-            for (j, target) in service.targets.iter().enumerate() {
-                if let Err(reason) = TargetUrl::parse(&target.url) {
-                    self.err(at.key("targets").index(j).key("url"), reason);
-                }
-            }
-            if !service.targets.is_empty() && service.targets.iter().all(|t| t.weight == 0) {
-                self.err(at.key("targets"), "every target has weight 0");
-            }
-        }
-    }
-
-    fn apis(&mut self, config: &Config) {
+    pub(super) fn apis(&mut self, config: &Config, envs: &Envs<'_>) {
         let services: HashSet<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
         let root = FieldPath::root().key("apis");
-        let mut api_names = HashMap::new();
-        let mut matches: HashMap<MatchKey, Vec<(FieldPath, BTreeSet<String>)>> = HashMap::new();
+        let mut versions = HashMap::new();
+        let mut claims = Vec::new();
         for (i, api) in config.apis.iter().enumerate() {
             let at = root.index(i);
             self.name(&at.key("name"), &api.name);
-            if let Some(first) = api_names.insert(api.name.as_str(), i) {
+            if !is_name(&api.version) {
+                self.err(
+                    at.key("version"),
+                    format!(
+                        "{:?} is not a valid version (1-128 of letters, digits, '-', '_', '.')",
+                        api.version
+                    ),
+                );
+            }
+            if let Some(first) = versions.insert((api.name.as_str(), api.version.as_str()), i) {
                 self.err(
                     at.key("name"),
                     format!(
-                        "duplicate API name {:?} (first defined at apis[{first}])",
-                        api.name
+                        "duplicate API {:?} version {:?} (first defined at apis[{first}]); name and version together are unique",
+                        api.name, api.version
                     ),
                 );
             }
@@ -123,39 +73,88 @@ impl Validator {
                         format!("no service named {:?}", route.service),
                     );
                 }
-                self.route(api, route, &rat, &mut matches);
+                let (keys, methods) = self.route(api, route, &rat);
+                claims.push(Claim {
+                    api: i,
+                    at: rat,
+                    keys,
+                    methods,
+                });
             }
         }
-        // Conflicts: the same host, pattern and conditions with overlapping methods.
+        self.conflicts(config, envs, &claims);
+    }
+
+    /// Route conflicts: the same host, pattern and conditions with overlapping methods, among
+    /// the API versions live in one environment. A version live nowhere (a draft) is checked
+    /// on its own.
+    fn conflicts(&mut self, config: &Config, envs: &Envs<'_>, claims: &[Claim]) {
+        let mut groups: Vec<(Option<&str>, Vec<bool>)> = Vec::new();
+        for env in envs.list {
+            let live = config
+                .apis
+                .iter()
+                .map(|a| a.is_published_in(&env.name))
+                .collect();
+            groups.push((Some(env.name.as_str()), live));
+        }
+        for (i, api) in config.apis.iter().enumerate() {
+            if !envs.list.iter().any(|e| api.is_published_in(&e.name)) {
+                let mut only = vec![false; config.apis.len()];
+                only[i] = true;
+                groups.push((None, only));
+            }
+        }
         let mut reported = HashSet::new();
-        for (key, routes) in &matches {
-            for (a, (path_a, methods_a)) in routes.iter().enumerate() {
-                for (path_b, methods_b) in &routes[a + 1..] {
-                    let overlap = methods_a.is_empty()
-                        || methods_b.is_empty()
-                        || !methods_a.is_disjoint(methods_b);
-                    if overlap && reported.insert((path_b.clone(), path_a.clone())) {
-                        self.err(
-                            path_b.clone(),
-                            format!(
-                                "conflicts with {path_a}: both match host {} and path {} with the same conditions; make one more specific",
-                                key.host, key.path
-                            ),
-                        );
+        for (env, members) in &groups {
+            let mut by_key: HashMap<&MatchKey, Vec<&Claim>> = HashMap::new();
+            for claim in claims.iter().filter(|c| members[c.api]) {
+                for key in &claim.keys {
+                    let entry = by_key.entry(key).or_default();
+                    if !entry.iter().any(|c| c.at == claim.at) {
+                        entry.push(claim);
+                    }
+                }
+            }
+            let suffix = env.map(|e| envs.suffix(e)).unwrap_or_default();
+            // Keys in a stable order, so the reported pair does not depend on hashing.
+            let mut keys: Vec<&&MatchKey> = by_key.keys().collect();
+            keys.sort_by_key(|k| (&k.host, &k.path, &k.conditions));
+            for key in keys {
+                let list = &by_key[*key];
+                for (a, first) in list.iter().enumerate() {
+                    for second in &list[a + 1..] {
+                        // Two versions of one API live together is reported on its own.
+                        let versions = first.api != second.api
+                            && config.apis[first.api].name == config.apis[second.api].name;
+                        let overlap = first.methods.is_empty()
+                            || second.methods.is_empty()
+                            || !first.methods.is_disjoint(&second.methods);
+                        if overlap
+                            && !versions
+                            && reported.insert((second.at.clone(), first.at.clone()))
+                        {
+                            self.err(
+                                second.at.clone(),
+                                format!(
+                                    "conflicts with {}: both match host {} and path {} with the same conditions{suffix}; make one more specific",
+                                    first.at, key.host, key.path
+                                ),
+                            );
+                        }
                     }
                 }
             }
         }
-        self.errors.sort_by_key(|e| e.path.to_string());
     }
 
+    /// Checks one route; returns the keys it claims and its (upper-cased) methods.
     fn route(
         &mut self,
         api: &Api,
         route: &Route,
         at: &FieldPath,
-        matches: &mut HashMap<MatchKey, Vec<(FieldPath, BTreeSet<String>)>>,
-    ) {
+    ) -> (Vec<MatchKey>, BTreeSet<String>) {
         if route.paths.is_empty() {
             self.err(at.key("paths"), "a route needs at least one path");
         }
@@ -245,6 +244,7 @@ impl Validator {
             vec!["*".to_owned()]
         };
         let conditions = conditions_key(&route.headers, &route.query);
+        let mut keys = Vec::new();
         for host in &hosts {
             for pattern in &patterns {
                 let key = MatchKey {
@@ -252,12 +252,12 @@ impl Validator {
                     path: canonical(pattern),
                     conditions: conditions.clone(),
                 };
-                let entry = matches.entry(key).or_default();
-                if !entry.iter().any(|(path, _)| path == at) {
-                    entry.push((at.clone(), methods.clone()));
+                if !keys.contains(&key) {
+                    keys.push(key);
                 }
             }
         }
+        (keys, methods)
     }
 
     fn rewrite_template(&mut self, at: &FieldPath, template: &str, patterns: &[PathPattern]) {
@@ -301,38 +301,6 @@ impl Validator {
             && let Err(e) = regex::Regex::new(re)
         {
             self.err(at.key("regex"), format!("invalid regular expression: {e}"));
-        }
-    }
-
-    fn certificates(&mut self, config: &Config) {
-        for (i, cert) in config.tls.certificates.iter().enumerate() {
-            for (h, host) in cert.hosts.iter().enumerate() {
-                if let Err(reason) = check_host(host) {
-                    self.err(
-                        FieldPath::root()
-                            .key("tls")
-                            .key("certificates")
-                            .index(i)
-                            .key("hosts")
-                            .index(h),
-                        reason,
-                    );
-                }
-            }
-        }
-    }
-
-    fn name(&mut self, at: &FieldPath, name: &str) {
-        let ok = !name.is_empty()
-            && name.len() <= 128
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !ok {
-            self.err(
-                at.clone(),
-                format!("{name:?} is not a valid name (1-128 of letters, digits, '-', '_', '.')"),
-            );
         }
     }
 }
@@ -391,112 +359,10 @@ fn conditions_key(headers: &[HeaderMatch], query: &[QueryMatch]) -> Vec<String> 
     out
 }
 
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Checks a host pattern: `example.com`, `*.example.com`.
-fn check_host(host: &str) -> Result<(), String> {
-    let name = host.strip_prefix("*.").unwrap_or(host);
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{host:?} is not a host name (exact like api.example.com, or wildcard like *.example.com; no port)"
-        ))
-    }
-}
-
-/// A parsed upstream target URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetUrl {
-    /// `true` for `https`.
-    pub tls: bool,
-    /// Host name or IP literal (IPv6 without brackets).
-    pub host: String,
-    /// Port (default 80/443).
-    pub port: u16,
-    /// Path prefix without trailing slash (empty when none).
-    pub base_path: String,
-}
-
-impl TargetUrl {
-    /// Parses `http[s]://host[:port][/base]`.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
-            (false, rest)
-        } else if let Some(rest) = url.strip_prefix("https://") {
-            (true, rest)
-        } else {
-            return Err(format!(
-                "target url {url:?} must start with http:// or https://"
-            ));
-        };
-        if rest.contains(['?', '#', '@']) {
-            return Err(format!(
-                "target url {url:?} must not have a query, fragment or user info"
-            ));
-        }
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let Some((host, after)) = v6.split_once(']') else {
-                return Err(format!("target url {url:?} has an unclosed '['"));
-            };
-            (host, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("target url {url:?} has no host"));
-        }
-        let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("target url {url:?} has an invalid port {p:?}"))?,
-            None if tls => 443,
-            None => 80,
-        };
-        if path.contains("//") || path.split('/').any(|s| s == "." || s == "..") {
-            return Err(format!("target url {url:?} has a non-normalized path"));
-        }
-        Ok(Self {
-            tls,
-            host: host.to_owned(),
-            port,
-            base_path: path.trim_end_matches('/').to_owned(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::test_support::{BASE, errors, valid};
     use crate::{Format, parse_config};
-
-    fn errors(yaml: &str) -> String {
-        parse_config(yaml, Format::Yaml, "t.yaml")
-            .unwrap_err()
-            .to_string()
-    }
-
-    const BASE: &str = "services:\n  - name: s\n    targets: [{url: 'http://127.0.0.1:1'}]\n";
 
     #[test]
     fn dangling_service_reference() {
@@ -517,6 +383,7 @@ mod tests {
         );
         let e = errors(&yaml.replace("{M}", "GET"));
         assert!(e.contains("conflicts with apis[0].routes[0]"), "{e}");
+        assert!(!e.contains("in environment"), "{e}");
         assert!(parse_config(&yaml.replace("{M}", "POST"), Format::Yaml, "t").is_ok());
     }
 
@@ -529,29 +396,75 @@ mod tests {
     }
 
     #[test]
-    fn bad_target_urls() {
-        for url in [
-            "ftp://x",
-            "http://",
-            "http://h:0",
-            "http://h:99999",
-            "http://h/a/../b",
-        ] {
-            assert!(TargetUrl::parse(url).is_err(), "{url}");
-        }
-        let t = TargetUrl::parse("https://[::1]/base/").unwrap();
-        assert_eq!(
-            (t.tls, t.host.as_str(), t.port, t.base_path.as_str()),
-            (true, "::1", 443, "/base")
+    fn bad_rewrite_template() {
+        let e = errors(&format!(
+            "{BASE}apis:\n  - name: a\n    routes:\n      - name: r\n        paths: ['/u/{{id}}']\n        service: s\n        rewrite: {{template: '/v/{{name}}'}}\n"
+        ));
+        assert!(e.contains("parameter {name} is not captured"), "{e}");
+    }
+
+    const ENVS: &str = "environments:\n  - {name: prod, hosts: [api.test]}\n  - {name: test}\n";
+
+    fn api(name: &str, version: &str, publish: &str, path: &str) -> String {
+        format!(
+            "  - name: {name}\n    version: '{version}'\n{publish}    routes:\n      - {{name: r, paths: [{path}], service: s}}\n"
+        )
+    }
+
+    #[test]
+    fn name_and_version_together_are_unique() {
+        let e = errors(&format!(
+            "{BASE}{ENVS}apis:\n{}{}",
+            api("a", "1", "    publish: [prod]\n", "/x"),
+            api("a", "1", "    publish: [test]\n", "/y"),
+        ));
+        assert!(
+            e.contains(
+                "apis[1].name: duplicate API \"a\" version \"1\" (first defined at apis[0])"
+            ),
+            "{e}"
+        );
+        let e = errors(&format!("{BASE}apis:\n{}", api("a", "v 2", "", "/x")));
+        assert!(
+            e.contains("apis[0].version: \"v 2\" is not a valid version"),
+            "{e}"
         );
     }
 
     #[test]
-    fn duplicate_names_and_bad_rewrite() {
-        let e = errors(&format!(
-            "{BASE}  - name: s\n    mock: {{body: hi}}\napis:\n  - name: a\n    routes:\n      - name: r\n        paths: ['/u/{{id}}']\n        service: s\n        rewrite: {{template: '/v/{{name}}'}}\n"
+    fn routes_conflict_only_within_one_environment() {
+        // Same path, different APIs, live in different environments: fine.
+        valid(&format!(
+            "{BASE}{ENVS}apis:\n{}{}",
+            api("a", "1", "    publish: [prod]\n", "/x"),
+            api("b", "1", "    publish: [test]\n", "/x"),
         ));
-        assert!(e.contains("duplicate service name"), "{e}");
-        assert!(e.contains("parameter {name} is not captured"), "{e}");
+        // Both live in test.
+        let e = errors(&format!(
+            "{BASE}{ENVS}apis:\n{}{}",
+            api("a", "1", "", "/x"),
+            api("b", "1", "    publish: [test]\n", "/x"),
+        ));
+        assert!(
+            e.contains("apis[1].routes[0]: conflicts with apis[0].routes[0]: both match host * and path /x with the same conditions in environment \"test\""),
+            "{e}"
+        );
+        assert_eq!(e.matches("conflicts with").count(), 1, "{e}");
+    }
+
+    #[test]
+    fn drafts_are_checked_for_their_own_conflicts_only() {
+        valid(&format!(
+            "{BASE}{ENVS}apis:\n{}{}",
+            api("a", "1", "", "/x"),
+            api("a", "2", "    publish: []\n", "/x"),
+        ));
+        let e = errors(&format!(
+            "{BASE}apis:\n  - name: d\n    publish: []\n    routes:\n      - {{name: r1, paths: [/x], service: s}}\n      - {{name: r2, paths: [/x], service: s}}\n"
+        ));
+        assert!(
+            e.contains("apis[0].routes[1]: conflicts with apis[0].routes[0]"),
+            "{e}"
+        );
     }
 }

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Control-plane benchmark: how fast an admin write is live, and what writes do to traffic.
+
+For each route count (default 100 and 10,000): starts Tollgate in store mode (SQLite in a
+temporary data directory, one worker, access log off, pinned to core 0), loads the routes with
+one `config apply`, then
+
+1. measures request latency with wrk (pinned to core 1) without writes (baseline);
+2. runs wrk again while making WRITES admin writes (each changes the global
+   `response-headers` policy, so every route's answers change) and, for each write, measures
+   the time from sending the write to the proxy answering with the new header (write → live).
+
+Reports write→live p50/p99/max and request p99 with and without writes (and their ratio), in
+bench/results/control_plane.md and .json. Targets (issue 3): at 10,000 routes, live in < 1 s
+and p99 during writes within 20 % of p99 without.
+
+    .venv/bin/python bench/control_plane.py [--routes 100,10000] [--writes 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pin(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() >= 2 else []
+
+
+def config_yaml(routes: int) -> str:
+    per_api = min(routes, 100)
+    lines = [
+        "server:",
+        "  workers: 1",
+        "  access_log: {enabled: false}",
+        "services:",
+        "  - name: m",
+        "    mock: {status: 200, body: \"ok\\n\"}",
+        "policies:",
+        "  - name: response-headers",
+        "    config: {set: {x-bench-rev: \"0\"}}",
+        "apis:",
+    ]
+    for a in range((routes + per_api - 1) // per_api):
+        lines += [f"  - name: api{a}", f"    base_path: /api{a}", "    routes:"]
+        for r in range(min(per_api, routes - a * per_api)):
+            lines.append(f"      - {{name: r{r}, paths: [\"= /r{r}\"], service: m}}")
+    return "\n".join(lines) + "\n"
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def parse_wrk_p99_ms(text: str) -> float:
+    m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not m:
+        raise RuntimeError(f"no p99 in wrk output:\n{text}")
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+class Gateway:
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary, self.workdir = binary, workdir
+        self.data = workdir / "data"
+        self.proxy, self.admin = free_port(), free_port()
+        self.proc = None
+        out = subprocess.run([binary, "admin", "token", "create", "--role", "admin",
+                              "--data-dir", str(self.data)], capture_output=True, text=True, check=True)
+        self.token = out.stdout.strip()
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.admin}",
+                                   headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
+
+    def start(self) -> None:
+        log = open(self.workdir / "tollgate.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [*pin(0), self.binary, "run", "--data-dir", str(self.data), "--listen",
+             f"127.0.0.1:{self.proxy}", "--admin-listen", f"127.0.0.1:{self.admin}",
+             "--log-level", "warn"], stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.admin}/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("gateway did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+
+def wrk(port: int, seconds: int, path: str) -> subprocess.Popen:
+    return subprocess.Popen([*pin(1), "wrk", "-t1", "-c16", f"-d{seconds}s", "--latency",
+                             f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True)
+
+
+def run(binary: str, routes: int, writes: int, seconds: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="tollgate-cp-bench-") as tmp:
+        gw = Gateway(binary, Path(tmp))
+        gw.start()
+        try:
+            t0 = time.monotonic()
+            r = gw.client.post("/api/v1/config/apply", content=config_yaml(routes),
+                               headers={"Content-Type": "application/yaml"})
+            r.raise_for_status()
+            apply_s = time.monotonic() - t0
+        finally:
+            gw.stop()
+        gw.start()  # workers: 1 takes effect on restart
+        path = "/api0/r0"
+        proxy = httpx.Client(base_url=f"http://127.0.0.1:{gw.proxy}", timeout=5)
+        try:
+            assert proxy.get(path).headers.get("x-bench-rev") == "0"
+            base = wrk(gw.proxy, seconds, path)
+            baseline_p99 = parse_wrk_p99_ms(base.communicate()[0])
+            load = wrk(gw.proxy, seconds + 30, path)
+            time.sleep(1)
+            live = []
+            for i in range(1, writes + 1):
+                started = time.monotonic()
+                w = gw.client.put("/api/v1/policies/response-headers", json={
+                    "name": "response-headers", "config": {"set": {"x-bench-rev": str(i)}}})
+                w.raise_for_status()
+                while proxy.get(path).headers.get("x-bench-rev") != str(i):
+                    if time.monotonic() - started > 10:
+                        raise RuntimeError(f"write {i} not live after 10 s")
+                    time.sleep(0.002)
+                live.append(time.monotonic() - started)
+                time.sleep(0.05)
+            load.send_signal(signal.SIGINT)
+            during_p99 = parse_wrk_p99_ms(load.communicate()[0])
+            rss_kb = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{gw.proc.pid}/status").read_text()).group(1))
+        finally:
+            gw.stop()
+        return {
+            "routes": routes,
+            "writes": writes,
+            "apply_all_routes_s": round(apply_s, 3),
+            "live_p50_ms": round(percentile(live, 50) * 1000, 1),
+            "live_p99_ms": round(percentile(live, 99) * 1000, 1),
+            "live_max_ms": round(max(live) * 1000, 1),
+            "p99_without_writes_ms": round(baseline_p99, 3),
+            "p99_during_writes_ms": round(during_p99, 3),
+            "p99_ratio": round(during_p99 / baseline_p99, 2),
+            "rss_mb": round(rss_kb / 1024, 1),
+        }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--routes", default="100,10000")
+    ap.add_argument("--writes", type=int, default=100)
+    ap.add_argument("--seconds", type=int, default=10, help="baseline wrk duration")
+    ap.add_argument("--bin", default=str(REPO / "target" / "release" / "tollgate"))
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)
+        return 1
+    results = [run(args.bin, int(n), args.writes, args.seconds) for n in args.routes.split(",")]
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "control_plane.json").write_text(json.dumps(results, indent=2) + "\n")
+    head = "| routes | write→live p50 | p99 | max | req p99 without writes | with writes | ratio | RSS |"
+    rows = [head, "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        rows.append(f"| {r['routes']:,} | {r['live_p50_ms']} ms | {r['live_p99_ms']} ms | {r['live_max_ms']} ms "
+                    f"| {r['p99_without_writes_ms']} ms | {r['p99_during_writes_ms']} ms | {r['p99_ratio']}× "
+                    f"| {r['rss_mb']} MB |")
+    table = "\n".join(rows)
+    (out / "control_plane.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

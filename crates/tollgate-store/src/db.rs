@@ -1,0 +1,555 @@
+//! The store on SQLite or PostgreSQL, through sqlx's `Any` driver: one set of queries (both
+//! engines accept `$N` placeholders), one migration directory per engine.
+//!
+//! Every change set is committed with compare-and-swap on the store revision: the caller says
+//! which revision it prepared the change against, and the commit bumps the revision by one only
+//! if nobody else committed in between (otherwise [`StoreError::Conflict`], nothing written).
+//! That keeps several admin nodes on one PostgreSQL consistent without long transactions, and
+//! gives readers a cheap change feed: documents written after revision R are those with
+//! `revision > R`, deletions included as tombstones.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{AnyPool, Row};
+use tokio::sync::watch;
+
+use crate::{AuditEntry, AuditQuery, AuditRecord, Change, Doc, Role, StoreError, TokenRecord};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The PostgreSQL channel a commit notifies, with the new revision as payload.
+pub const NOTIFY_CHANNEL: &str = "tollgate_changes";
+
+/// How long one store operation may take before it is reported as failed (a database that
+/// accepts connections but never answers must not hang the caller).
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The database engine behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (WAL mode).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Documents read in one consistent snapshot of the store.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// The store revision the documents are at.
+    pub revision: i64,
+    /// The documents (for a delta read, tombstones included).
+    pub docs: Vec<Doc>,
+}
+
+/// A configuration store.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    display_url: String,
+    committed: watch::Sender<i64>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("url", &self.display_url)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens a store and brings its schema up to date: `sqlite:PATH` (the file is created if
+    /// missing) or `postgres://user@host/db`. Concurrent openers of one PostgreSQL database
+    /// serialize on the migrator's lock, so the first applies the migrations and the others
+    /// find them done.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let display_url = redact(url);
+        let (backend, url) = normalize_url(url).map_err(|reason| StoreError::InvalidUrl {
+            url: display_url.clone(),
+            reason,
+        })?;
+        if backend == Backend::Sqlite {
+            create_private_file(&url).map_err(|source| StoreError::Io {
+                context: format!("cannot create the store file for {display_url}"),
+                source,
+            })?;
+        }
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::InvalidUrl {
+            url: display_url.clone(),
+            reason: e.to_string(),
+        })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: display_url.clone(),
+                source,
+            })?;
+        if backend == Backend::Sqlite {
+            // Persistent in the file: readers never block the writer. sqlx's SQLite connections
+            // already wait up to 5 s on a locked database (busy_timeout).
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(|source| StoreError::Connect {
+                    url: display_url.clone(),
+                    source,
+                })?;
+        }
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(|e| match e {
+            MigrateError::VersionMissing(v) => StoreError::NewerSchema {
+                detail: format!(
+                    "it has migration {v}, this binary knows up to {}",
+                    latest(migrator)
+                ),
+            },
+            other => StoreError::Migrate(other.to_string()),
+        })?;
+        let store = Self {
+            pool,
+            backend,
+            display_url,
+            committed: watch::channel(0).0,
+        };
+        let revision = store.revision().await?;
+        store.committed.send_replace(revision);
+        Ok(store)
+    }
+
+    /// The engine.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL with any password removed, for messages.
+    pub fn display_url(&self) -> &str {
+        &self.display_url
+    }
+
+    /// The connection pool, for PostgreSQL listeners and tests.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Revisions committed through this handle (and its clones), as they happen.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.committed.subscribe()
+    }
+
+    /// The store's current revision.
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        timed(async {
+            let row = sqlx::query("SELECT revision FROM store_state WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
+        .await
+    }
+
+    /// Every live document and the revision they are at, read in one snapshot.
+    pub async fn load_all(&self) -> Result<Loaded, StoreError> {
+        self.load(None).await
+    }
+
+    /// Documents written after `revision` (tombstones included), and the revision read.
+    pub async fn load_since(&self, revision: i64) -> Result<Loaded, StoreError> {
+        self.load(Some(revision)).await
+    }
+
+    async fn load(&self, since: Option<i64>) -> Result<Loaded, StoreError> {
+        timed(async {
+            let mut tx = self.pool.begin().await?;
+            if self.backend == Backend::Postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let revision: i64 = sqlx::query("SELECT revision FROM store_state WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            let rows =
+                match since {
+                    None => sqlx::query(
+                        "SELECT kind, key, body, revision, created_at, updated_at FROM documents \
+                         WHERE deleted = 0 ORDER BY kind, key",
+                    )
+                    .fetch_all(&mut *tx)
+                    .await?,
+                    Some(after) => sqlx::query(
+                        "SELECT kind, key, body, revision, created_at, updated_at FROM documents \
+                         WHERE revision > $1 ORDER BY revision, kind, key",
+                    )
+                    .bind(after)
+                    .fetch_all(&mut *tx)
+                    .await?,
+                };
+            tx.commit().await?;
+            let docs = rows
+                .iter()
+                .map(|row| {
+                    Ok(Doc {
+                        kind: row.try_get(0)?,
+                        key: row.try_get(1)?,
+                        body: row.try_get(2)?,
+                        revision: row.try_get(3)?,
+                        created_at: row.try_get(4)?,
+                        updated_at: row.try_get(5)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            Ok(Loaded { revision, docs })
+        })
+        .await
+    }
+
+    /// Commits a change set atomically if the store is still at `expected`; returns the new
+    /// revision. On [`StoreError::Conflict`] (or any error) nothing was written.
+    pub async fn commit(
+        &self,
+        expected: i64,
+        changes: &[Change],
+        audit: &[AuditRecord],
+    ) -> Result<i64, StoreError> {
+        let revision = timed(async {
+            let mut tx = self.pool.begin().await?;
+            let bumped = sqlx::query(
+                "UPDATE store_state SET revision = revision + 1 WHERE id = 1 AND revision = $1",
+            )
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?;
+            if bumped.rows_affected() != 1 {
+                let current: i64 = sqlx::query("SELECT revision FROM store_state WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                return Err(StoreError::Conflict { expected, current });
+            }
+            let revision = expected + 1;
+            let now = unix_now();
+            for change in changes {
+                let (kind, key, body, deleted) = match change {
+                    Change::Put { kind, key, body } => (kind, key, Some(body.as_str()), 0_i64),
+                    Change::Delete { kind, key } => (kind, key, None, 1_i64),
+                };
+                sqlx::query(
+                    "INSERT INTO documents (kind, key, body, revision, deleted, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                     ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body, \
+                     revision = excluded.revision, deleted = excluded.deleted, \
+                     updated_at = excluded.updated_at, \
+                     created_at = CASE WHEN documents.deleted = 1 THEN excluded.created_at \
+                     ELSE documents.created_at END",
+                )
+                .bind(kind)
+                .bind(key)
+                .bind(body)
+                .bind(revision)
+                .bind(deleted)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for record in audit {
+                insert_audit(&mut tx, revision, now, record).await?;
+            }
+            if self.backend == Backend::Postgres {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(NOTIFY_CHANNEL)
+                    .bind(revision.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(revision)
+        })
+        .await?;
+        self.committed.send_replace(revision);
+        Ok(revision)
+    }
+
+    /// Reads the audit log, newest first.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        timed(async {
+            let rows = sqlx::query(
+                "SELECT id, revision, at, actor, action, kind, key, before, after FROM audit_log \
+                 WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR kind = $2) \
+                 AND ($3 IS NULL OR key = $3) AND ($4 IS NULL OR actor = $4) \
+                 ORDER BY id DESC LIMIT $5",
+            )
+            .bind(query.before_id)
+            .bind(query.kind.as_deref())
+            .bind(query.key.as_deref())
+            .bind(query.actor.as_deref())
+            .bind(i64::from(query.limit.clamp(1, 1000)))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let json = |i: usize| -> Result<Option<serde_json::Value>, StoreError> {
+                        let text: Option<String> = row.try_get(i)?;
+                        text.map(|t| {
+                            serde_json::from_str(&t).map_err(|e| StoreError::Corrupt {
+                                kind: "audit_log".into(),
+                                key: String::new(),
+                                reason: e.to_string(),
+                            })
+                        })
+                        .transpose()
+                    };
+                    Ok(AuditEntry {
+                        id: row.try_get(0)?,
+                        revision: row.try_get(1)?,
+                        at: row.try_get(2)?,
+                        record: AuditRecord {
+                            actor: row.try_get(3)?,
+                            action: row.try_get(4)?,
+                            kind: row.try_get(5)?,
+                            key: row.try_get(6)?,
+                            before: json(7)?,
+                            after: json(8)?,
+                        },
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Stores a new admin token (its hash) and audits the creation.
+    pub async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        timed(async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO admin_tokens (id, name, role, hash, created_at, created_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&token.id)
+            .bind(&token.name)
+            .bind(token.role.as_str())
+            .bind(&token.hash)
+            .bind(token.created_at)
+            .bind(&token.created_by)
+            .execute(&mut *tx)
+            .await?;
+            let record = AuditRecord {
+                actor: token.created_by.clone(),
+                action: "token.create".into(),
+                kind: "token".into(),
+                key: token.id.clone(),
+                before: None,
+                after: Some(serde_json::to_value(token).unwrap_or_default()),
+            };
+            let revision = self.revision_in(&mut tx).await?;
+            insert_audit(&mut tx, revision, token.created_at, &record).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes a token; false if there was none with that id.
+    pub async fn delete_token(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
+        timed(async {
+            let mut tx = self.pool.begin().await?;
+            let gone = sqlx::query("DELETE FROM admin_tokens WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if gone == 0 {
+                return Ok(false);
+            }
+            let record = AuditRecord {
+                actor: actor.to_owned(),
+                action: "token.delete".into(),
+                kind: "token".into(),
+                key: id.to_owned(),
+                before: None,
+                after: None,
+            };
+            let revision = self.revision_in(&mut tx).await?;
+            insert_audit(&mut tx, revision, unix_now(), &record).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The token with this hash, if any.
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        timed(async {
+            let row = sqlx::query(
+                "SELECT id, name, role, hash, created_at, created_by FROM admin_tokens WHERE hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(|r| token_from_row(&r)).transpose()
+        })
+        .await
+    }
+
+    /// Every token (without secrets), oldest first.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        timed(async {
+            let rows = sqlx::query(
+                "SELECT id, name, role, hash, created_at, created_by FROM admin_tokens \
+                 ORDER BY created_at, id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(token_from_row).collect()
+        })
+        .await
+    }
+
+    async fn revision_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT revision FROM store_state WHERE id = 1")
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?)
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    revision: i64,
+    at: i64,
+    record: &AuditRecord,
+) -> Result<(), StoreError> {
+    let text = |v: &Option<serde_json::Value>| v.as_ref().map(serde_json::Value::to_string);
+    sqlx::query(
+        "INSERT INTO audit_log (revision, at, actor, action, kind, key, before, after) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(revision)
+    .bind(at)
+    .bind(&record.actor)
+    .bind(&record.action)
+    .bind(&record.kind)
+    .bind(&record.key)
+    .bind(text(&record.before))
+    .bind(text(&record.after))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn token_from_row(row: &sqlx::any::AnyRow) -> Result<TokenRecord, StoreError> {
+    let id: String = row.try_get(0)?;
+    let role: String = row.try_get(2)?;
+    Ok(TokenRecord {
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt {
+            kind: "token".into(),
+            key: id.clone(),
+            reason: format!("unknown role {role:?}"),
+        })?,
+        id,
+        name: row.try_get(1)?,
+        hash: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+        created_by: row.try_get(5)?,
+    })
+}
+
+async fn timed<T>(
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(OPERATION_TIMEOUT, work)
+        .await
+        .unwrap_or(Err(StoreError::Timeout(OPERATION_TIMEOUT)))
+}
+
+fn latest(migrator: &Migrator) -> i64 {
+    migrator.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> i64 {
+    tollgate_model::Timestamp::now().unix_seconds()
+}
+
+/// `sqlite:` URLs get `mode=rwc` (create the file if missing); PostgreSQL URLs pass as they
+/// are.
+fn normalize_url(url: &str) -> Result<(Backend, String), String> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        if rest.trim_start_matches('/').is_empty() {
+            return Err("the SQLite URL names no file (sqlite:/path/to/tollgate.db)".into());
+        }
+        let url = if url.contains("mode=") {
+            url.to_owned()
+        } else if url.contains('?') {
+            format!("{url}&mode=rwc")
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        Ok((Backend::Sqlite, url))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((Backend::Postgres, url.to_owned()))
+    } else {
+        Err("expected sqlite:PATH or postgres://USER@HOST/DATABASE".into())
+    }
+}
+
+/// Creates a missing SQLite database file readable by its owner only (it holds password
+/// hashes and encrypted secrets); the WAL files SQLite creates take the same mode.
+fn create_private_file(url: &str) -> std::io::Result<()> {
+    let rest = url.trim_start_matches("sqlite:");
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The URL without its password.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}

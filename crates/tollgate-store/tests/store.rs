@@ -1,0 +1,229 @@
+//! The store on both engines: compare-and-swap commits, the change feed, the append-only audit
+//! log, tokens, and refusing a schema newer than the binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::TestStore;
+use tollgate_store::{AuditQuery, AuditRecord, Change, Feed, Role, StoreError, TokenRecord};
+
+fn put(kind: &str, key: &str, body: &str) -> Change {
+    Change::Put {
+        kind: kind.into(),
+        key: key.into(),
+        body: body.into(),
+    }
+}
+
+fn record(key: &str) -> AuditRecord {
+    AuditRecord {
+        actor: "tester".into(),
+        action: "service.create".into(),
+        kind: "service".into(),
+        key: key.into(),
+        before: None,
+        after: Some(serde_json::json!({"name": key})),
+    }
+}
+
+async fn commits_and_feed(t: TestStore) {
+    let store = t.open().await;
+    assert_eq!(store.revision().await.unwrap(), 0);
+    let r1 = store
+        .commit(
+            0,
+            &[put("note", "a", "{\"n\":1}"), put("note", "b", "{}")],
+            &[record("a")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r1, 1);
+    // A writer that prepared its change against revision 0 loses, and writes nothing.
+    let err = store
+        .commit(0, &[put("note", "c", "{}")], &[record("c")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                current: 1
+            }
+        ),
+        "{err}"
+    );
+    let r2 = store
+        .commit(
+            1,
+            &[
+                Change::Delete {
+                    kind: "note".into(),
+                    key: "b".into(),
+                },
+                put("note", "a", "{\"n\":2}"),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r2, 2);
+    let all = store.load_all().await.unwrap();
+    assert_eq!(all.revision, 2);
+    let keys: Vec<_> = all.docs.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, ["a"], "deleted and refused objects are not listed");
+    assert_eq!(all.docs[0].body.as_deref(), Some("{\"n\":2}"));
+    let delta = store.load_since(1).await.unwrap();
+    assert_eq!(delta.docs.len(), 2, "the update and the tombstone");
+    assert!(delta.docs.iter().any(|d| d.key == "b" && d.body.is_none()));
+
+    // A second handle (another node) sees commits through its feed.
+    let other = t.open().await;
+    let feed = Feed::open(other).await.unwrap();
+    assert_eq!(feed.current().revision, 2);
+    store
+        .commit(
+            2,
+            &[put(
+                "service",
+                "z",
+                "{\"name\":\"z\",\"targets\":[{\"url\":\"http://127.0.0.1:1\"}]}",
+            )],
+            &[],
+        )
+        .await
+        .unwrap();
+    let state = feed.refresh().await.unwrap();
+    assert_eq!(state.revision, 3);
+    assert!(state.services.contains_key("z"));
+
+    // The audit log only grows.
+    let audit = store
+        .audit(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].record.key, "a");
+    assert_eq!(audit[0].revision, 1);
+    let tamper = sqlx::query("UPDATE audit_log SET actor = 'mallory'")
+        .execute(store.pool())
+        .await;
+    assert!(tamper.is_err(), "audit rows cannot be updated");
+    let tamper = sqlx::query("DELETE FROM audit_log")
+        .execute(store.pool())
+        .await;
+    assert!(tamper.is_err(), "audit rows cannot be deleted");
+    store.close().await;
+    t.drop_it().await;
+}
+
+async fn tokens(t: TestStore) {
+    let store = t.open().await;
+    let token = TokenRecord {
+        id: "t1".into(),
+        name: "ci".into(),
+        role: Role::Operator,
+        hash: tollgate_store::secrets::sha256_hex("tg_secret"),
+        created_at: 1,
+        created_by: "cli:test".into(),
+    };
+    store.create_token(&token).await.unwrap();
+    let found = store
+        .token_by_hash(&tollgate_store::secrets::sha256_hex("tg_secret"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, token);
+    assert!(store.token_by_hash("nope").await.unwrap().is_none());
+    assert_eq!(store.list_tokens().await.unwrap().len(), 1);
+    assert!(store.delete_token("t1", "cli:test").await.unwrap());
+    assert!(!store.delete_token("t1", "cli:test").await.unwrap());
+    let audit = store
+        .audit(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<_> = audit.iter().map(|a| a.record.action.as_str()).collect();
+    assert_eq!(actions, ["token.delete", "token.create"]);
+    store.close().await;
+    t.drop_it().await;
+}
+
+async fn newer_schema_is_refused(t: TestStore) {
+    let store = t.open().await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', TRUE, $1, 0)",
+    )
+    .bind(vec![0_u8; 48])
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store.close().await;
+    let err = tollgate_store::Store::open(&t.url).await.unwrap_err();
+    assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+    assert!(err.to_string().contains("9999"), "{err}");
+    t.drop_it().await;
+}
+
+#[tokio::test]
+async fn sqlite_commits_and_feed() {
+    let t = TestStore::sqlite().await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let store = t.open().await;
+        let path = t.url.trim_start_matches("sqlite:");
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the store file is private");
+        store.close().await;
+    }
+    commits_and_feed(t).await;
+}
+
+#[tokio::test]
+async fn postgres_commits_and_feed() {
+    commits_and_feed(TestStore::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_tokens() {
+    tokens(TestStore::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_tokens() {
+    tokens(TestStore::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_newer_schema_is_refused() {
+    newer_schema_is_refused(TestStore::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_newer_schema_is_refused() {
+    newer_schema_is_refused(TestStore::postgres().await).await;
+}
+
+#[tokio::test]
+async fn bad_urls_are_clear_errors() {
+    let err = tollgate_store::Store::open("mysql://x").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("expected sqlite:PATH or postgres://"),
+        "{err}"
+    );
+    let err = tollgate_store::Store::open("postgres://nobody:pw@127.0.0.1:1/db")
+        .await
+        .unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.contains("cannot connect"), "{shown}");
+    assert!(!shown.contains(":pw@"), "password redacted: {shown}");
+}

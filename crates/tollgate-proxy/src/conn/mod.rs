@@ -7,6 +7,7 @@
 //! connections. HTTP/2 connections keep their state.
 
 mod driver;
+mod head_timer;
 mod plain;
 
 use std::future::Future;
@@ -114,7 +115,7 @@ fn http1_builder(snapshot: &Snapshot) -> hyper::server::conn::http1::Builder {
     let server = &snapshot.server;
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        .timer(head_timer::PolledDeadlines)
         .header_read_timeout(server.timeouts.client_header.get())
         .max_buf_size(server.limits.max_header_bytes.max(8192))
         .max_headers(server.limits.max_headers)

@@ -235,9 +235,14 @@ async fn serve_round<IO: Parkable>(
                     conn.as_mut().graceful_shutdown();
                 }
             }
-            () = &mut timer, if !closing && parking.is_none() => {
+            // Ticks for as long as the round lasts: hyper checks its header-read deadline only
+            // when polled (see `head_timer`), and a tick is what polls it while a head is late.
+            () = &mut timer => {
+                timer.as_mut().reset(tokio::time::Instant::now() + PARK_AFTER);
                 let may_park = !resumed_mid_head || activity.mark() != round_start;
-                if may_park && activity.idle_since(mark) {
+                if closing || parking.is_some() {
+                    // Decided already; only hyper's deadline may still need checking.
+                } else if may_park && activity.idle_since(mark) {
                     quiet_for += PARK_AFTER;
                     if quiet_for >= idle {
                         // Idle for the whole idle timeout while never parked (e.g. a request
@@ -253,7 +258,6 @@ async fn serve_round<IO: Parkable>(
                 } else {
                     quiet_for = Duration::ZERO;
                     mark = activity.mark();
-                    timer.as_mut().reset(tokio::time::Instant::now() + PARK_AFTER);
                 }
             }
         }

@@ -134,6 +134,23 @@ struct Tracker {
     closed: Notify,
 }
 
+/// Counts a connection as open until its task ends (or is dropped): a guard the connection's
+/// future holds, rather than a wrapper future, which would keep a second copy of everything
+/// it hands to the connection for as long as the connection lives.
+struct Open {
+    shared: Arc<Shared>,
+    tracker: Arc<Tracker>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.shared.metrics.connections.dec();
+        if self.tracker.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.tracker.closed.notify_waiters();
+        }
+    }
+}
+
 async fn worker(
     index: usize,
     http: std::net::TcpListener,
@@ -195,16 +212,19 @@ async fn accept_loop(
                 Ok((stream, peer)) => {
                     tracker.open.fetch_add(1, Ordering::AcqRel);
                     shared.metrics.connections.inc();
-                    let shared = shared.clone();
-                    let tracker = tracker.clone();
-                    let rx = shutdown.clone();
-                    tokio::spawn(async move {
-                        crate::conn::serve(stream, peer, tls, worker, shared.clone(), rx).await;
-                        shared.metrics.connections.dec();
-                        if tracker.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-                            tracker.closed.notify_waiters();
-                        }
-                    });
+                    let open = Open {
+                        shared: shared.clone(),
+                        tracker: tracker.clone(),
+                    };
+                    tokio::spawn(crate::conn::serve(
+                        stream,
+                        peer,
+                        tls,
+                        worker,
+                        shared.clone(),
+                        shutdown.clone(),
+                        open,
+                    ));
                 }
                 Err(e) => {
                     // Typically EMFILE: back off instead of spinning.

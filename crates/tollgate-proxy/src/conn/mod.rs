@@ -7,8 +7,10 @@
 //! connections. HTTP/2 connections keep their state.
 
 mod driver;
+mod head_timer;
 mod plain;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -113,7 +115,7 @@ fn http1_builder(snapshot: &Snapshot) -> hyper::server::conn::http1::Builder {
     let server = &snapshot.server;
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        .timer(head_timer::PolledDeadlines)
         .header_read_timeout(server.timeouts.client_header.get())
         .max_buf_size(server.limits.max_header_bytes.max(8192))
         .max_headers(server.limits.max_headers)
@@ -136,100 +138,120 @@ fn http2_builder(snapshot: &Snapshot) -> hyper::server::conn::http2::Builder<Tok
 }
 
 /// Serves one accepted connection until it closes, the idle timeout passes, or shutdown.
-pub(crate) async fn serve(
+///
+/// The returned future is the connection's task, and a task's allocation is as large as the largest
+/// state of its future, for as long as the connection lives. So everything a parked HTTP/1.1
+/// connection does not need is boxed (the TLS handshake, protocol detection, HTTP/2, and each
+/// round of HTTP/1.1 serving), and no value that is only used before an `.await` is bound to a
+/// name that outlives it (a named local keeps its room in the future across the `.await`, even
+/// after it was moved).
+/// `open` is held until the connection is over.
+pub(crate) fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     tls: bool,
     worker: usize,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
-) {
+    open: impl Send + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
     let _ = stream.set_nodelay(true);
-    let snapshot = shared.snapshots.load();
-    let timeouts = driver::Timeouts {
-        idle: snapshot.server.timeouts.idle.get(),
-        header: snapshot.server.timeouts.client_header.get(),
-    };
-    let activity = Arc::new(Activity::default());
     let info = Arc::new(ConnInfo {
         peer,
         peer_info: crate::headers::Peer::new(peer.ip()),
         tls,
         worker,
-        activity: activity.clone(),
+        activity: Arc::new(Activity::default()),
         upgrade: tokio::sync::Mutex::new(None),
     });
-    let svc_shared = shared.clone();
-    let svc_info = info.clone();
-    let service =
-        service_fn(move |req| crate::handler::handle(req, svc_shared.clone(), svc_info.clone()));
-
-    if !tls {
-        let h1 = http1_builder(&snapshot);
-        let h2 = http2_builder(&snapshot);
-        drop(snapshot);
-        // hyper can hand back a parked connection's socket only when the service future is
-        // `Unpin`: box it (one allocation per request on HTTP/1.1).
-        let boxed = BoxedService {
-            shared: shared.clone(),
-            info: info.clone(),
-        };
+    let timeouts = timeouts(&shared.snapshots.load());
+    async move {
+        let _open = &open;
         let parked = &shared.metrics.parked;
-        plain::serve(
+        if tls {
+            // Boxed: the TLS handshake and stream are large, and would otherwise cost every
+            // plain connection too.
+            Box::pin(serve_tls(
+                stream,
+                shared.snapshots.load(),
+                &shared,
+                &info,
+                timeouts,
+                parked,
+                &mut shutdown,
+            ))
+            .await;
+            return;
+        }
+        // Boxed: only needed until the first bytes tell HTTP/2 from HTTP/1.1.
+        let Some((is_h2, prefix, stream)) = Box::pin(plain::detect(stream, timeouts.header)).await
+        else {
+            return;
+        };
+        if is_h2 {
+            // Boxed so HTTP/1.1 connections do not carry room for HTTP/2 state.
+            Box::pin(plain::serve_h2(
+                stream,
+                prefix,
+                http2_builder(&shared.snapshots.load()),
+                service(&shared, &info),
+                &info,
+                timeouts.idle,
+                &mut shutdown,
+            ))
+            .await;
+            return;
+        }
+        plain::serve_http1(
             stream,
-            h1,
-            h2,
-            service,
-            boxed,
+            prefix,
+            boxed_service(&shared, &info),
             &info,
-            timeouts,
+            timeouts.idle,
             parked,
             &mut shutdown,
         )
         .await;
-        return;
     }
-    // Boxed: the TLS handshake and server state are large, and a task's future is as large as
-    // its largest state, so keeping them inline would cost every plain connection too.
-    let boxed = BoxedService {
-        shared: shared.clone(),
-        info: info.clone(),
-    };
-    let parked = &shared.metrics.parked;
-    Box::pin(serve_tls(
-        stream,
-        snapshot,
-        service,
-        boxed,
-        &info,
-        timeouts,
-        parked,
-        &mut shutdown,
-    ))
-    .await;
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve_tls<S>(
+fn timeouts(snapshot: &Snapshot) -> driver::Timeouts {
+    driver::Timeouts {
+        idle: snapshot.server.timeouts.idle.get(),
+        header: snapshot.server.timeouts.client_header.get(),
+    }
+}
+
+/// The request handler (HTTP/2).
+fn service(shared: &Arc<Shared>, info: &Arc<ConnInfo>) -> impl plain::Service {
+    let shared = shared.clone();
+    let info = info.clone();
+    service_fn(move |req| crate::handler::handle(req, shared.clone(), info.clone()))
+}
+
+/// The request handler with a boxed future (HTTP/1.1): hyper can hand back a parked
+/// connection's socket only when the service future is `Unpin` (one allocation per request).
+fn boxed_service(shared: &Arc<Shared>, info: &Arc<ConnInfo>) -> BoxedService {
+    BoxedService {
+        shared: shared.clone(),
+        info: info.clone(),
+    }
+}
+
+async fn serve_tls(
     stream: TcpStream,
     snapshot: Arc<Snapshot>,
-    service: S,
-    boxed: BoxedService,
-    info: &ConnInfo,
+    shared: &Arc<Shared>,
+    info: &Arc<ConnInfo>,
     timeouts: driver::Timeouts,
     parked: &prometheus_client::metrics::gauge::Gauge,
     shutdown: &mut watch::Receiver<bool>,
-) where
-    S: plain::Service,
-{
+) {
     let peer = info.peer;
-    let activity = &info.activity;
     let Some(tls_settings) = snapshot.tls.as_ref() else {
         return;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls_settings.server_config.clone());
-    let h1 = http1_builder(&snapshot);
-    let h2 = http2_builder(&snapshot);
     drop(snapshot);
     let io = match tokio::time::timeout(timeouts.header, acceptor.accept(stream)).await {
         Ok(Ok(io)) => io,
@@ -242,16 +264,20 @@ async fn serve_tls<S>(
             return;
         }
     };
-    let h2_negotiated = io.get_ref().1.alpn_protocol() == Some(b"h2");
-    if h2_negotiated {
-        let conn = h2.serve_connection(TokioIo::new(io), service);
-        driver::drive(conn, activity, timeouts.idle, shutdown).await;
+    if io.get_ref().1.alpn_protocol() == Some(b"h2") {
+        driver::drive(
+            http2_builder(&shared.snapshots.load())
+                .serve_connection(TokioIo::new(io), service(shared, info)),
+            &info.activity,
+            timeouts.idle,
+            shutdown,
+        )
+        .await;
     } else {
         plain::serve_http1(
             io,
             bytes::Bytes::new(),
-            h1,
-            boxed,
+            boxed_service(shared, info),
             info,
             timeouts.idle,
             parked,

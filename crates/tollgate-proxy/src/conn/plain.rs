@@ -2,17 +2,18 @@
 //! plain and TLS streams alike, parked when quiet so an idle keep-alive connection holds its
 //! stream and little else.
 
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::driver::{self, Timeouts};
+use super::driver;
 use super::{ConnInfo, PARK_AFTER};
 use crate::rewind::Rewind;
 
@@ -43,38 +44,34 @@ impl<S> Service for S where
 {
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn serve<S: Service>(
+/// Reads the first bytes within `header` and tells HTTP/2 (prior knowledge) from HTTP/1.1.
+/// Returns whether it is HTTP/2, the bytes read and the stream, or `None` when the client
+/// closed, failed or stayed silent.
+pub(super) async fn detect(
     mut stream: TcpStream,
-    h1: http1::Builder,
+    header: Duration,
+) -> Option<(bool, Bytes, TcpStream)> {
+    match tokio::time::timeout(header, sniff(&mut stream)).await {
+        Ok(Ok(Some((is_h2, prefix)))) => Some((is_h2, prefix, stream)),
+        // Closed before sending anything, an I/O error, or silence: nothing to answer.
+        Ok(Ok(None)) | Ok(Err(_)) | Err(_) => None,
+    }
+}
+
+/// Serves HTTP/2 with prior knowledge; `prefix` holds the bytes detection read.
+pub(super) async fn serve_h2<S: Service>(
+    stream: TcpStream,
+    prefix: Bytes,
     h2: http2::Builder<TokioExecutor>,
     service: S,
-    boxed: super::BoxedService,
     info: &ConnInfo,
-    timeouts: Timeouts,
-    parked: &Gauge,
+    idle: Duration,
     shutdown: &mut watch::Receiver<bool>,
 ) {
-    let sniffed = tokio::time::timeout(timeouts.header, sniff(&mut stream)).await;
-    let (is_h2, prefix) = match sniffed {
-        Ok(Ok(Some(found))) => found,
-        // Closed before sending anything, an I/O error, or silence: nothing to answer.
-        Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return,
-    };
-    if is_h2 {
-        let conn = h2.serve_connection(TokioIo::new(Rewind::new(prefix, stream)), service);
-        // Boxed so HTTP/1.1 connections do not carry room for HTTP/2 state.
-        Box::pin(driver::drive(conn, &info.activity, timeouts.idle, shutdown)).await;
-        return;
-    }
-    serve_http1(
-        stream,
-        prefix,
-        h1,
-        boxed,
-        info,
-        timeouts.idle,
-        parked,
+    driver::drive(
+        h2.serve_connection(TokioIo::new(Rewind::new(prefix, stream)), service),
+        &info.activity,
+        idle,
         shutdown,
     )
     .await;
@@ -108,8 +105,9 @@ pub(super) trait Parkable:
     /// connection must resume without waiting for the socket.
     fn buffered(&mut self) -> bool;
 
-    /// Waits until the socket has something to read (or was closed).
-    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_;
+    /// Polls until the socket has something to read (or was closed). A poll function rather
+    /// than a future: nothing to keep in the parked connection's task.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>>;
 }
 
 impl Parkable for TcpStream {
@@ -117,8 +115,8 @@ impl Parkable for TcpStream {
         false
     }
 
-    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
-        TcpStream::readable(self)
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.poll_read_ready(cx)
     }
 }
 
@@ -132,8 +130,8 @@ impl Parkable for tokio_rustls::server::TlsStream<TcpStream> {
             .map_or(true, |state| state.plaintext_bytes_to_read() > 0)
     }
 
-    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
-        self.get_ref().0.readable()
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_ref().0.poll_read_ready(cx)
     }
 }
 
@@ -145,35 +143,34 @@ enum Round<IO> {
     Parked(IO, Bytes),
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn serve_http1<IO: Parkable>(
-    stream: IO,
-    prefix: Bytes,
-    builder: http1::Builder,
+    mut stream: IO,
+    mut prefix: Bytes,
     service: super::BoxedService,
     info: &ConnInfo,
     idle: Duration,
     parked: &Gauge,
     shutdown: &mut watch::Receiver<bool>,
 ) {
-    let mut stream = stream;
-    let mut prefix = prefix;
     // No parking before the first request: until then hyper's header-read timer
     // (`client_header`) bounds how long a silent or slow client may hold the connection.
     let mut first = true;
     loop {
-        let round = serve_round(
+        // Boxed (one allocation per round, not per request) so that a parked connection's
+        // task has no room for a round's state; not bound to a name, which would keep that
+        // room in this future across the `.await`.
+        let round = Box::pin(serve_round(
             stream,
             prefix,
-            &builder,
             service.clone(),
             info,
             idle,
             first,
             shutdown,
-        );
+        ))
+        .await;
         first = false;
-        match round.await {
+        match round {
             Round::Done => return,
             Round::Parked(s, leftover) => {
                 stream = s;
@@ -187,7 +184,7 @@ pub(super) async fn serve_http1<IO: Parkable>(
         let wait_until = tokio::time::Instant::now() + idle.saturating_sub(PARK_AFTER);
         parked.inc();
         let resume = tokio::select! {
-            ready = stream.readable() => ready.is_ok(),
+            ready = std::future::poll_fn(|cx| stream.poll_readable(cx)) => ready.is_ok(),
             () = tokio::time::sleep_until(wait_until) => false,
             changed = shutdown.changed() => !(changed.is_err() || *shutdown.borrow()),
         };
@@ -202,7 +199,6 @@ pub(super) async fn serve_http1<IO: Parkable>(
 async fn serve_round<IO: Parkable>(
     stream: IO,
     prefix: Bytes,
-    builder: &http1::Builder,
     service: super::BoxedService,
     info: &ConnInfo,
     idle: Duration,
@@ -216,8 +212,11 @@ async fn serve_round<IO: Parkable>(
     let resumed_mid_head = first || !prefix.is_empty();
     let round_start = activity.mark();
     // Boxed so a parked connection's task does not keep room for the server state.
-    let mut conn =
-        Box::pin(builder.serve_connection(TokioIo::new(Rewind::new(prefix, stream)), service));
+    // The settings of the current snapshot (a reload applies from the next round on).
+    let mut conn = Box::pin(
+        super::http1_builder(&service.shared.snapshots.load())
+            .serve_connection(TokioIo::new(Rewind::new(prefix, stream)), service),
+    );
     let mut closing = *shutdown.borrow();
     if closing {
         conn.as_mut().graceful_shutdown();
@@ -236,9 +235,14 @@ async fn serve_round<IO: Parkable>(
                     conn.as_mut().graceful_shutdown();
                 }
             }
-            () = &mut timer, if !closing && parking.is_none() => {
+            // Ticks for as long as the round lasts: hyper checks its header-read deadline only
+            // when polled (see `head_timer`), and a tick is what polls it while a head is late.
+            () = &mut timer => {
+                timer.as_mut().reset(tokio::time::Instant::now() + PARK_AFTER);
                 let may_park = !resumed_mid_head || activity.mark() != round_start;
-                if may_park && activity.idle_since(mark) {
+                if closing || parking.is_some() {
+                    // Decided already; only hyper's deadline may still need checking.
+                } else if may_park && activity.idle_since(mark) {
                     quiet_for += PARK_AFTER;
                     if quiet_for >= idle {
                         // Idle for the whole idle timeout while never parked (e.g. a request
@@ -254,7 +258,6 @@ async fn serve_round<IO: Parkable>(
                 } else {
                     quiet_for = Duration::ZERO;
                     mark = activity.mark();
-                    timer.as_mut().reset(tokio::time::Instant::now() + PARK_AFTER);
                 }
             }
         }

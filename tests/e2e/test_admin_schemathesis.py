@@ -37,6 +37,22 @@ def schemathesis_cli() -> list[str]:
     pytest.fail("schemathesis is not installed: pip install -r tests/requirements.txt", pytrace=False)
 
 
+# CPython 3.11 sometimes fails inside hypothesis while it describes a recursive strategy
+# ("SystemError: AST constructor recursion depth mismatch"): a crash of the tool, not a finding.
+TOOL_CRASH = "AST constructor recursion depth mismatch"
+
+
+def run_schemathesis(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Runs schemathesis; once more (same seed) when only the known tool crash failed the run."""
+    for attempt in range(2):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=280, env=env, cwd=cwd)
+        output = done.stdout + done.stderr
+        tool_crash_only = TOOL_CRASH in output and "Failures:" not in output
+        if done.returncode == 0 or not tool_crash_only or attempt == 1:
+            return done
+    return done
+
+
 def seed(gw) -> None:
     """A few objects, so that reads of existing objects and lifecycle calls are exercised."""
     calls = [
@@ -71,7 +87,7 @@ def test_admin_api_holds_up_under_schemathesis(store_gateway_factory, tmp_path: 
         "--report", "junit", "--report-dir", str(tmp_path / "report"),
     ]
     env = dict(os.environ, NO_COLOR="1", SCHEMATHESIS_TELEMETRY="false")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=280, env=env, cwd=tmp_path)
+    done = run_schemathesis(cmd, env, tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode == 0, (
         f"schemathesis found problems (exit {done.returncode}):\n{output[-12000:]}\n"

@@ -162,3 +162,83 @@ def test_tokens_are_stored_hashed(store_gateway_factory):
     db = (gw.data_dir / "tollgate.db").read_bytes()
     assert gw.token.encode() not in db
     assert gw.token.startswith("tg_")
+
+
+def test_openapi_import_cli_output_is_a_valid_config(tollgate_bin, tmp_path):
+    from pathlib import Path
+
+    spec = Path(__file__).resolve().parents[2] / "crates/tollgate-openapi/tests/data/petstore.yaml"
+    done = subprocess.run([tollgate_bin, "openapi", "import", str(spec), "--service", "pets"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    fragment = yaml.safe_load(done.stdout)
+    api = fragment["apis"][0]
+    assert any(r["paths"] == ["/pets/{petId}"] for r in api["routes"]), api["routes"]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "services": [{"name": "pets", "targets": [{"url": "http://127.0.0.1:9"}]}],
+        **fragment,
+    }))
+    checked = subprocess.run([tollgate_bin, "validate", "-c", str(config)],
+                             capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("openapi: 3.0.0\ninfo: {title: x, version: '1'}\npaths:\n  /x:\n    get:\n"
+                   "      parameters:\n        - $ref: '#/components/parameters/Nope'\n"
+                   "      responses: {'200': {description: ok}}\n")
+    done = subprocess.run([tollgate_bin, "openapi", "import", str(bad), "--service", "pets"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "Nope" in done.stderr, done.stderr
+
+
+def test_debug_a_draft_version_with_trace(store_gateway_factory, origin, tmp_path):
+    gw = store_gateway_factory()
+    cfg = CONFIG + """
+policies:
+  - name: response-headers
+    config: {set: {x-served-by: tollgate}}
+"""
+    assert apply(gw, tmp_path, cfg, {"ORIGIN": origin.url}).returncode == 0
+    # A draft that routes /up/{id} to the origin with a request header added.
+    draft = {
+        "name": "hello", "version": "3",
+        "routes": [{"name": "item", "paths": ["/up/{id}"], "service": "origin",
+                    "policies": [{"name": "request-headers", "config": {"set": {"x-debug": "yes"}}}]}],
+    }
+    r = gw.api("POST", "/api/v1/apis", json=draft)
+    assert r.status_code == 201, r.text
+    before = len(origin.requests)
+    r = gw.api("POST", "/api/v1/apis/hello/versions/3/debug",
+               json={"method": "GET", "path": "/up/42?x=1", "environment": "test"})
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["status"] == 200
+    assert result["environment"] == "test"
+    assert result["headers"]["x-served-by"] == "tollgate"
+    assert "x-tollgate-debug-trace" not in result["headers"]
+    trace = result["trace"]
+    assert trace["route"] == "item" and trace["api_version"] == "3"
+    assert trace["params"] == {"id": "42"}
+    steps = [(s["phase"], s["policy"], s["decision"]) for s in trace["steps"]]
+    assert ("upstream", "request-headers", "continue") in steps, steps
+    assert ("response", "response-headers", "continue") in steps, steps
+    assert trace["upstream"]["target"].startswith("http://127.0.0.1:")
+    # The request really reached the backend, through the draft's policies.
+    assert len(origin.requests) == before + 1
+    assert origin.requests[-1].header("x-debug") == "yes"
+    # The draft is still not live anywhere.
+    assert get(gw, "/up/42", "test.test").status_code == 200  # v1's prefix route
+    assert "x-debug" not in dict(origin.requests[-1].headers)
+
+    # A request no route matches: 404 with the code in the trace.
+    r = gw.api("POST", "/api/v1/apis/hello/versions/3/debug", json={"path": "/nothing"})
+    assert r.status_code == 200 and r.json()["status"] == 404
+    assert r.json()["trace"]["error"] == "route_not_found"
+    # Unknown version, viewer token, bad method.
+    assert gw.api("POST", "/api/v1/apis/hello/versions/9/debug", json={"path": "/"}).status_code == 404
+    viewer = gw.create_token("viewer")
+    assert gw.api("POST", "/api/v1/apis/hello/versions/3/debug", json={"path": "/"},
+                  token=viewer).status_code == 403
+    r = gw.api("POST", "/api/v1/apis/hello/versions/3/debug", json={"path": "/", "method": "GE T"})
+    assert r.status_code == 400, r.text

@@ -64,6 +64,7 @@ pub struct Control {
     validator: Arc<dyn ConfigValidator>,
     listen: Listen,
     writes: tokio::sync::Mutex<()>,
+    debugger: Option<Arc<dyn crate::debug::Debugger>>,
 }
 
 impl std::fmt::Debug for Control {
@@ -90,6 +91,7 @@ impl Control {
             validator,
             listen,
             writes: tokio::sync::Mutex::new(()),
+            debugger: None,
         }
     }
 
@@ -106,6 +108,7 @@ impl Control {
             validator,
             listen: config.listen.clone(),
             writes: tokio::sync::Mutex::new(()),
+            debugger: None,
         })
     }
 
@@ -117,6 +120,17 @@ impl Control {
             tx.send_replace(Arc::new(state));
         }
         Ok(())
+    }
+
+    /// Adds the sandbox behind the debug endpoint.
+    pub fn with_debugger(mut self, debugger: Arc<dyn crate::debug::Debugger>) -> Self {
+        self.debugger = Some(debugger);
+        self
+    }
+
+    /// The sandbox behind the debug endpoint, if any.
+    pub fn debugger(&self) -> Option<&Arc<dyn crate::debug::Debugger>> {
+        self.debugger.as_ref()
     }
 
     /// Whether writes are refused (file mode).

@@ -8,6 +8,7 @@
 
 mod api;
 pub mod control;
+pub mod debug;
 mod schema;
 pub mod tokens;
 

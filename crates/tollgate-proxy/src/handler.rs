@@ -62,6 +62,7 @@ pub(crate) async fn handle(
         bytes_in: BytesIn::Known(0),
         upstream_ms: None,
         error: None,
+        trace: snapshot.debug.then(Box::default),
     });
 
     let result = pipeline(&snapshot, &mut cx, &mut parts, body, &conn, &mut log).await;
@@ -81,7 +82,11 @@ pub(crate) async fn handle(
         deprecation.apply(&mut rparts.headers);
     }
     for policy in &chain.response {
+        let started = std::time::Instant::now();
         policy.response(&mut cx, &mut rparts);
+        if let Some(trace) = &mut log.trace {
+            trace.step("response", policy.name(), "continue", None, None, started);
+        }
     }
     if !chain.body.is_empty() {
         rbody = match Box::pin(crate::forward::transform_body(
@@ -108,6 +113,9 @@ pub(crate) async fn handle(
         log.path.push_str(parts.uri.path());
     }
     log.status = rparts.status;
+    if log.trace.is_some() {
+        crate::debug::finish_trace(&snapshot, &cx, &mut log, &mut rparts.headers);
+    }
     log.cx = Some(cx);
     let head = log.method == http::Method::HEAD;
     Ok(Response::from_parts(
@@ -228,10 +236,14 @@ async fn pipeline(
     }
 
     for policy in &route.chain.access {
+        let started = log.trace.is_some().then(std::time::Instant::now);
         let outcome = match policy.access(cx, parts) {
             Hook::Ready(o) => o,
             Hook::Pending(f) => f.await,
         };
+        if let (Some(trace), Some(started)) = (&mut log.trace, started) {
+            crate::debug::record(trace, "access", policy.name(), &outcome, started);
+        }
         match outcome {
             Outcome::Continue => {}
             Outcome::Respond(r) => return Ok(r),
@@ -272,7 +284,12 @@ async fn pipeline(
         set_path(parts, path_and_query)?;
     }
     for policy in &route.chain.upstream {
-        match policy.upstream(cx, parts) {
+        let started = log.trace.is_some().then(std::time::Instant::now);
+        let outcome = policy.upstream(cx, parts);
+        if let (Some(trace), Some(started)) = (&mut log.trace, started) {
+            crate::debug::record(trace, "upstream", policy.name(), &outcome, started);
+        }
+        match outcome {
             Outcome::Continue => {}
             Outcome::Respond(r) => return Ok(r),
             Outcome::Reject(e) => return Err(e),

@@ -45,6 +45,8 @@ pub(crate) struct LogState {
     pub(crate) target: Option<(usize, usize)>,
     pub(crate) status: StatusCode,
     pub(crate) bytes_in: BytesIn,
+    /// The request's trace, on debug (sandbox) snapshots only.
+    pub(crate) trace: Option<Box<tollgate_runtime::Trace>>,
     pub(crate) upstream_ms: Option<f64>,
     pub(crate) error: Option<&'static str>,
 }

@@ -39,6 +39,7 @@ pub struct Proxy;
 pub struct ProxyHandle {
     shutdown: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
+    http_addr: Option<SocketAddr>,
 }
 
 impl Proxy {
@@ -62,6 +63,8 @@ impl Proxy {
             };
             sockets.push((http, https));
         }
+        // With port 0 (the debug sandbox, tests) the first worker's port is the one to use.
+        let http_addr = sockets.first().and_then(|(h, _)| h.local_addr().ok());
         let shared = Arc::new(Shared {
             snapshots,
             metrics,
@@ -93,6 +96,7 @@ impl Proxy {
         Ok(ProxyHandle {
             shutdown: tx,
             threads,
+            http_addr,
         })
     }
 }
@@ -102,6 +106,11 @@ fn with_addr(e: std::io::Error, addr: SocketAddr) -> std::io::Error {
 }
 
 impl ProxyHandle {
+    /// The address the (first worker's) plain listener is bound to.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
     /// Stops accepting, lets in-flight requests finish for up to `grace`, then closes what is
     /// left and returns once every worker has stopped. Returns true when everything drained.
     pub fn shutdown(self, grace: Duration) -> bool {

@@ -11,6 +11,7 @@
 
 mod chain;
 mod compile;
+mod debug;
 mod deprecation;
 mod environments;
 mod handle;
@@ -22,6 +23,7 @@ mod tls;
 
 pub use chain::Chain;
 pub use compile::{CompileOptions, compile};
+pub use debug::{TRACE_HEADER, Trace, TraceStep, UpstreamTrace};
 pub use deprecation::DeprecationHeaders;
 pub use environments::{CompiledEnvironment, Environments};
 pub use handle::SnapshotHandle;

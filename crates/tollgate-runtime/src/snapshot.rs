@@ -90,4 +90,7 @@ pub struct Snapshot {
     pub fallback_chain: Arc<Chain>,
     /// Downstream TLS, when certificates are configured.
     pub tls: Option<TlsSettings>,
+    /// A sandbox snapshot for the admin API's debug endpoint: every response carries the
+    /// request's [`crate::Trace`] in [`crate::TRACE_HEADER`]. Never set on served snapshots.
+    pub debug: bool,
 }

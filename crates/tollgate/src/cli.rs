@@ -65,7 +65,8 @@ pub(crate) enum ApiCommand {
         /// API name.
         name: String,
         /// Version.
-        version: String,
+        #[arg(value_name = "VERSION")]
+        api_version: String,
         /// Environment.
         #[arg(long = "env")]
         environment: String,
@@ -289,7 +290,7 @@ pub(crate) fn api(command: ApiCommand) -> ExitCode {
             }
             ApiCommand::Publish {
                 name,
-                version,
+                api_version: version,
                 environment,
                 note,
                 admin,

@@ -5,6 +5,7 @@
 mod admin_cmd;
 mod cli;
 mod client;
+mod debugger;
 mod load;
 mod logging;
 mod openapi_cmd;
@@ -100,5 +101,14 @@ fn main() -> ExitCode {
         Command::Config(command) => cli::config(command),
         Command::Openapi(command) => openapi_cmd::run(command),
         Command::Api(command) => cli::api(command),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -21,8 +21,8 @@ pub(crate) enum OpenApiCommand {
         #[arg(long)]
         name: Option<String>,
         /// API version (default: `info.version`).
-        #[arg(long = "api-version")]
-        version: Option<String>,
+        #[arg(long)]
+        api_version: Option<String>,
         /// Base path (default: the path of the first server URL).
         #[arg(long)]
         base_path: Option<String>,
@@ -38,7 +38,7 @@ pub(crate) fn run(command: OpenApiCommand) -> ExitCode {
         file,
         service,
         name,
-        version,
+        api_version,
         base_path,
         auth_policies,
     } = command;
@@ -51,7 +51,7 @@ pub(crate) fn run(command: OpenApiCommand) -> ExitCode {
     };
     let options = ImportOptions {
         name,
-        version,
+        version: api_version,
         base_path,
         auth_policies,
         ..ImportOptions::new(service)

@@ -295,8 +295,12 @@ fn open_mode(
         }
         let loaded = load::read_config(path).map_err(|e| (e.to_string(), 2))?;
         let key = SecretKey::generate().map_err(|e| (format!("tollgate: {e}"), 1))?;
+        let debugger = Arc::new(crate::debugger::SandboxDebugger {
+            plugins: plugins.clone(),
+        });
         let control = Control::with_file(&loaded.config, Arc::new(key), validator)
-            .map_err(|e| (format!("tollgate: {e}"), 2))?;
+            .map_err(|e| (format!("tollgate: {e}"), 2))?
+            .with_debugger(debugger);
         return Ok(Mode::File {
             loaded: Box::new(loaded),
             path: path.clone(),

@@ -97,7 +97,11 @@ pub(crate) async fn open(
     let validator = Arc::new(CompileValidator {
         plugins: plugins.clone(),
     });
-    let control = Arc::new(Control::with_store(feed.clone(), key, validator, listen));
+    let debugger = Arc::new(crate::debugger::SandboxDebugger {
+        plugins: plugins.clone(),
+    });
+    let control =
+        Arc::new(Control::with_store(feed.clone(), key, validator, listen).with_debugger(debugger));
     Ok(Opened { control, feed })
 }
 

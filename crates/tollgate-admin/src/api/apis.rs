@@ -232,7 +232,14 @@ async fn get(
     request_body = schema::Api,
     responses(
         (status = 201, description = "Created; the version's definition.", body = schema::Api,
-            headers(("ETag" = String, description = "The version's revision."), ("Location" = String, description = "The version's URL."))),
+            headers(("ETag" = String, description = "The version's revision."), ("Location" = String, description = "The version's URL.")),
+            links(
+                ("GetApi" = (operation_id = "get_api", parameters(("name" = "$response.body#/name")))),
+                ("GetVersion" = (operation_id = "get_api_version", parameters(("name" = "$response.body#/name"), ("version" = "$response.body#/version")))),
+                ("ReplaceVersion" = (operation_id = "replace_api_version", parameters(("name" = "$response.body#/name"), ("version" = "$response.body#/version")))),
+                ("Publish" = (operation_id = "publish", parameters(("name" = "$response.body#/name"), ("version" = "$response.body#/version")))),
+                ("DeleteVersion" = (operation_id = "delete_api_version", parameters(("name" = "$response.body#/name"), ("version" = "$response.body#/version")))),
+            )),
         WriteErrors,
     )
 )]

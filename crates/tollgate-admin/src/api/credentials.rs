@@ -75,7 +75,9 @@ async fn list(
     request_body = schema::Credential,
     responses(
         (status = 201, description = "Added; the credential as stored (secret hashed or encrypted).", body = schema::Credential,
-            headers(("ETag" = String, description = "The consumer's revision."), ("Location" = String, description = "The credential's URL."))),
+            headers(("ETag" = String, description = "The consumer's revision."), ("Location" = String, description = "The credential's URL.")),
+            links(("Delete" = (operation_id = "delete_credential", parameters(("name" = "$request.path.name"), ("id" = "$response.body#/id"))))),
+        ),
         WriteErrors,
     )
 )]

@@ -139,7 +139,8 @@ async fn release(
     request_body = PublishRequest,
     responses(
         (status = 201, description = "The release that made the version live.", body = schema::Release,
-            headers(("ETag" = String, description = "The API's new revision."), ("Location" = String, description = "The release's URL."))),
+            headers(("ETag" = String, description = "The API's new revision."), ("Location" = String, description = "The release's URL.")),
+            links(("Get" = (operation_id = "get_release", parameters(("id" = "$response.body#/id")))))),
         WriteErrors,
     )
 )]
@@ -169,7 +170,8 @@ async fn publish(
     request_body = RollbackRequest,
     responses(
         (status = 201, description = "The rollback's release.", body = schema::Release,
-            headers(("ETag" = String, description = "The API's new revision."), ("Location" = String, description = "The release's URL."))),
+            headers(("ETag" = String, description = "The API's new revision."), ("Location" = String, description = "The release's URL.")),
+            links(("Get" = (operation_id = "get_release", parameters(("id" = "$response.body#/id")))))),
         WriteErrors,
     )
 )]
@@ -199,7 +201,8 @@ async fn rollback(
     request_body = EnvironmentRequest,
     responses(
         (status = 201, description = "The unpublish release.", body = schema::Release,
-            headers(("ETag" = String, description = "The API's new revision."), ("Location" = String, description = "The release's URL."))),
+            headers(("ETag" = String, description = "The API's new revision."), ("Location" = String, description = "The release's URL.")),
+            links(("Get" = (operation_id = "get_release", parameters(("id" = "$response.body#/id")))))),
         WriteErrors,
     )
 )]
@@ -229,7 +232,8 @@ async fn unpublish(
     request_body = DeprecateRequest,
     responses(
         (status = 201, description = "The deprecation's release.", body = schema::Release,
-            headers(("ETag" = String, description = "The API's new revision."), ("Location" = String, description = "The release's URL."))),
+            headers(("ETag" = String, description = "The API's new revision."), ("Location" = String, description = "The release's URL.")),
+            links(("Get" = (operation_id = "get_release", parameters(("id" = "$response.body#/id")))))),
         WriteErrors,
     )
 )]
@@ -266,7 +270,8 @@ async fn deprecate(
     request_body = EnvironmentRequest,
     responses(
         (status = 201, description = "The undeprecation's release.", body = schema::Release,
-            headers(("ETag" = String, description = "The API's new revision."), ("Location" = String, description = "The release's URL."))),
+            headers(("ETag" = String, description = "The API's new revision."), ("Location" = String, description = "The release's URL.")),
+            links(("Get" = (operation_id = "get_release", parameters(("id" = "$response.body#/id")))))),
         WriteErrors,
     )
 )]

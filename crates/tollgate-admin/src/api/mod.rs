@@ -11,6 +11,7 @@ mod auth;
 mod config;
 mod consumers;
 mod credentials;
+mod debug;
 mod environments;
 mod error;
 mod extract;
@@ -65,6 +66,7 @@ fn parts() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(apis::routes())
         .merge(versions::routes())
         .merge(lifecycle::routes())
+        .merge(debug::routes())
         .merge(releases::routes())
         .merge(audit::routes())
         .merge(admin_tokens::routes())

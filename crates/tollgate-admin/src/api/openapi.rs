@@ -64,9 +64,38 @@ impl Modify for BearerAuth {
 /// The document as JSON text (pretty, stable: maps are sorted, so the same code always gives
 /// the same bytes).
 pub(crate) fn render(doc: &utoipa::openapi::OpenApi) -> String {
-    let mut text = doc.to_pretty_json().unwrap_or_default();
+    let mut value = serde_json::to_value(doc).unwrap_or_default();
+    fix_links(&mut value);
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// utoipa 5 writes Link objects' fixed fields in snake case (`operation_id`); OpenAPI spells
+/// them `operationId`, `operationRef`, `requestBody` (fixed in utoipa 6).
+fn fix_links(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(links)) = map.get_mut("links") {
+                for link in links.values_mut() {
+                    if let serde_json::Value::Object(fields) = link {
+                        for (from, to) in [
+                            ("operation_id", "operationId"),
+                            ("operation_ref", "operationRef"),
+                            ("request_body", "requestBody"),
+                        ] {
+                            if let Some(v) = fields.remove(from) {
+                                fields.insert(to.to_owned(), v);
+                            }
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(fix_links);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(fix_links),
+        _ => {}
+    }
 }
 
 fn error(description: &str) -> RefOr<Response> {

@@ -244,7 +244,12 @@ macro_rules! endpoints {
             request_body = $schema,
             responses(
                 (status = 201, description = "Created; the object as stored.", body = $schema,
-                    headers(("ETag" = String, description = "The object's revision."), ("Location" = String, description = "The object's URL."))),
+                    headers(("ETag" = String, description = "The object's revision."), ("Location" = String, description = "The object's URL.")),
+                    links(
+                        ("Get" = (operation_id = $get_id, parameters(("name" = "$response.body#/name")))),
+                        ("Replace" = (operation_id = $replace_id, parameters(("name" = "$response.body#/name")))),
+                        ("Delete" = (operation_id = $delete_id, parameters(("name" = "$response.body#/name")))),
+                    )),
                 crate::api::openapi::WriteErrors,
             )
         )]

@@ -11,10 +11,12 @@ use super::Timestamp;
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Api {
-    /// Name, shared by all versions of the API.
+    /// Name, shared by all versions of the API (1-128 of letters, digits, `-`, `_`, `.`).
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     name: String,
     /// Version label, e.g. `1`, `2`, `2024-06-01` (default `1`).
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     version: String,
     /// Free text for people.
     #[serde(default)]
@@ -42,10 +44,12 @@ pub(crate) struct Api {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConfigApi {
-    /// Name, shared by all versions of the API.
+    /// Name, shared by all versions of the API (1-128 of letters, digits, `-`, `_`, `.`).
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     name: String,
     /// Version label (default `1`).
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     version: String,
     /// Free text for people.
     #[serde(default)]
@@ -80,6 +84,7 @@ pub(crate) struct ConfigApi {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Route {
     /// Name, unique within the API.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     name: String,
     /// Path patterns: `/a` (prefix), `= /a` (exact), `/users/{id}`, `/files/{*rest}`,
     /// `~ ^/v[0-9]+/` (regular expression).
@@ -112,7 +117,6 @@ pub(crate) struct Route {
     policies: Vec<PolicySpec>,
     /// The OpenAPI operation object this route was imported from.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     operation: Option<serde_json::Value>,
 }
 
@@ -195,9 +199,10 @@ pub(crate) struct Deprecation {
 pub(crate) struct PolicySpec {
     /// Plugin name, e.g. `cors`.
     name: String,
-    /// Plugin configuration; its shape is the plugin's (see docs/policies.md).
+    /// Plugin configuration: for every built-in plugin an object whose shape is the plugin's
+    /// (see docs/policies.md), checked when the configuration is validated (default `{}`).
+    /// Any JSON value is stored as given.
     #[serde(default)]
-    #[schema(value_type = Object)]
     config: serde_json::Value,
     /// Set to false to keep the policy but not run it (default true).
     #[serde(default)]

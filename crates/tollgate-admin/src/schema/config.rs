@@ -92,6 +92,7 @@ pub(crate) enum TlsVersion {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Environment {
     /// Unique name, e.g. `prod` or `test`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     name: String,
     /// Free text for people.
     #[serde(default)]

@@ -10,7 +10,8 @@ use super::PolicySpec;
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Consumer {
-    /// Unique name.
+    /// Unique name (1-128 of letters, digits, `-`, `_`, `.`).
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     name: String,
     /// Free text for people.
     #[serde(default)]

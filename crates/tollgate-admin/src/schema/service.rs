@@ -11,6 +11,7 @@ use super::Duration;
 #[serde(deny_unknown_fields)]
 pub(crate) struct Service {
     /// Unique name, referenced by routes (1-128 of letters, digits, `-`, `_`, `.`).
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     name: String,
     /// Upstream targets; required unless `mock` is set.
     #[serde(default)]
@@ -37,6 +38,7 @@ pub(crate) struct Service {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Target {
     /// `http://host:port` or `https://host:port`, optionally with a base path.
+    #[schema(pattern = "^https?://")]
     url: String,
     /// Relative share of requests; 0 disables the target.
     #[serde(default)]

@@ -174,6 +174,7 @@ pub fn compile(config: &Config, opts: &CompileOptions<'_>) -> Result<Snapshot, V
         services: services.compiled,
         fallback_chain: Arc::new(merge(&[&global])),
         tls,
+        debug: false,
     })
 }
 

@@ -50,6 +50,12 @@ pub struct Api {
     pub policies: Vec<PolicySpec>,
     /// Routes.
     pub routes: Vec<Route>,
+    /// The document-level parts of the OpenAPI document the API was imported from (`info`,
+    /// `externalDocs`, `tags` with their descriptions, `components.securitySchemes` as
+    /// written, the top-level `security`), in the document's own shape: kept for OpenAPI
+    /// export. Not used for routing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<serde_json::Value>,
 }
 
 /// One operation: request matchers, the service to forward to, rewrites and policies.

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value, json};
 use tollgate_model::{Api, Environment, PathPattern, PolicySpec, Route};
 
+use crate::document;
 use crate::names::Unique;
 use crate::operation::{METHODS, PATH_EXTENSION};
 use crate::paths::{OpenApiPath, capture_name, openapi_path, param_names, rename_params};
@@ -75,6 +76,11 @@ pub fn export(apis: &[&Api], options: &ExportOptions) -> Value {
     let mut doc = Map::new();
     doc.insert("openapi".to_owned(), json!(OPENAPI_VERSION));
     doc.insert("info".to_owned(), info(apis, options));
+    if let [only] = apis
+        && let Some(docs) = document::external_docs(only)
+    {
+        doc.insert("externalDocs".to_owned(), docs.clone());
+    }
 
     // One shared base path goes into the server URLs; otherwise into each path.
     let shared_base = match apis.split_first() {
@@ -97,10 +103,26 @@ pub fn export(apis: &[&Api], options: &ExportOptions) -> Value {
         doc.insert("servers".to_owned(), Value::Array(servers));
     }
 
+    // The kept top-level `security`: written once when the APIs share it, otherwise given to
+    // each API's operations that have no security of their own.
+    let kept_security = match apis.split_first() {
+        Some((first, rest))
+            if rest
+                .iter()
+                .all(|a| document::security(a) == document::security(first)) =>
+        {
+            if let Some(security) = document::security(first) {
+                doc.insert("security".to_owned(), security.clone());
+            }
+            false
+        }
+        _ => true,
+    };
+
     let mut writer = Writer {
         options,
         paths: Map::new(),
-        schemes: Schemes::default(),
+        schemes: Schemes::with_written(document::security_schemes(apis)),
         operation_ids: Unique::default(),
         taken: HashSet::new(),
         spellings: HashMap::new(),
@@ -118,12 +140,25 @@ pub fn export(apis: &[&Api], options: &ExportOptions) -> Value {
         } else {
             api.base_path.as_deref()
         };
+        let inherited = if kept_security {
+            document::security(api)
+        } else {
+            None
+        };
         for route in &api.routes {
-            writer.route(api, route, base);
+            writer.route(api, route, base, inherited);
         }
     }
     if !writer.tags.is_empty() {
-        let tags = writer.tags.iter().map(|t| json!({"name": t})).collect();
+        let tags = writer
+            .tags
+            .iter()
+            .map(|t| {
+                document::tag(apis, t)
+                    .cloned()
+                    .unwrap_or_else(|| json!({"name": t}))
+            })
+            .collect();
         doc.insert("tags".to_owned(), Value::Array(tags));
     }
     doc.insert("paths".to_owned(), Value::Object(writer.paths));
@@ -147,9 +182,17 @@ fn info(apis: &[&Api], options: &ExportOptions) -> Value {
         Some((first, rest)) if rest.iter().all(|a| a.group == first.group) => first.group.clone(),
         _ => None,
     };
+    let kept_title = match apis {
+        [only] => document::info(only)
+            .get("title")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    };
     let title = options
         .title
         .clone()
+        .or(kept_title)
         .unwrap_or_else(|| match (apis, group) {
             ([only], _) => only.name.clone(),
             (_, Some(group)) => group,
@@ -161,12 +204,20 @@ fn info(apis: &[&Api], options: &ExportOptions) -> Value {
         }
         _ => join(apis.iter().map(|a| format!("{} {}", a.name, a.version))),
     });
-    let mut info = json!({"title": title, "version": version});
+    let mut info = match apis {
+        [only] => document::info(only),
+        _ => Map::new(),
+    };
+    info.remove("x-tollgate-apis");
+    info.remove("description");
+    info.insert("title".to_owned(), json!(title));
+    info.insert("version".to_owned(), json!(version));
     if let [only] = apis
         && let Some(description) = &only.description
     {
-        info["description"] = json!(description);
+        info.insert("description".to_owned(), json!(description));
     }
+    let mut info = Value::Object(info);
     if apis.len() > 1 {
         info["x-tollgate-apis"] = apis
             .iter()
@@ -209,7 +260,9 @@ impl Writer<'_> {
         self.skipped.push(note);
     }
 
-    fn route(&mut self, api: &Api, route: &Route, base: Option<&str>) {
+    /// Writes the operations of one route; `inherited` is the security of its API's document
+    /// for operations that have none of their own, when not written at the top.
+    fn route(&mut self, api: &Api, route: &Route, base: Option<&str>, inherited: Option<&Value>) {
         let policies = effective_policies(&self.options.policies, &api.policies, &route.policies);
         let security = self.schemes.requirements(&policies);
         let deprecated = self
@@ -284,6 +337,11 @@ impl Writer<'_> {
                 };
                 let mut operation =
                     self.operation(route, &pattern, &target, id, &security, deprecated);
+                if security.is_none()
+                    && let (Some(inherited), Value::Object(op)) = (inherited, &mut operation)
+                {
+                    op.entry("security").or_insert_with(|| inherited.clone());
+                }
                 rename_path_params(&mut operation, &renames);
                 let item = self
                     .paths
@@ -323,7 +381,6 @@ impl Writer<'_> {
                 op
             }
         };
-        op.remove("security");
         op.remove(PATH_EXTENSION);
         // An empty Responses Object is invalid; 3.1 allows leaving it out, not leaving it empty.
         if op

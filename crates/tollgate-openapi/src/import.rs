@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tollgate_model::{Api, HostPolicy, PathPattern, PolicySpec, Route, Segment};
 
+use crate::document;
 use crate::names::{self, Unique};
 use crate::operation::{self, METHODS, PathItem, ReadOperation};
 use crate::paths::pattern_for;
@@ -185,11 +186,23 @@ impl<'a> Importer<'a> {
         let operations = self.operations()?;
         let route_names = route_names(&operations);
         let policies = self.policies(options, &operations)?;
+        // An operation's own security stays in its kept operation unless policies enforce it.
+        let keep_security: Vec<bool> = policies.iter().map(Vec::is_empty).collect();
         let (api_policies, route_policies) = split_policies(policies);
         let mut tags = self.document_tags();
         let mut routes = Vec::with_capacity(operations.len());
-        let each = operations.into_iter().zip(route_names).zip(route_policies);
-        for ((read, name), policies) in each {
+        let each = operations
+            .into_iter()
+            .zip(route_names)
+            .zip(route_policies)
+            .zip(keep_security);
+        for (((mut read, name), policies), keep_security) in each {
+            if keep_security
+                && let (Some(own), Value::Object(operation)) =
+                    (read.own_security.take(), &mut read.operation)
+            {
+                operation.insert("security".to_owned(), Value::Array(own));
+            }
             for tag in read
                 .operation
                 .get("tags")
@@ -217,6 +230,7 @@ impl<'a> Importer<'a> {
                 operation: Some(read.operation),
             });
         }
+        let openapi = document::keep(self.doc, &mut self.resolver)?;
         Ok(Api {
             name,
             version,
@@ -229,6 +243,7 @@ impl<'a> Importer<'a> {
             base_path,
             policies: api_policies,
             routes,
+            openapi,
         })
     }
 

@@ -13,6 +13,7 @@
 //!
 //! [`Api`]: tollgate_model::Api
 
+mod document;
 mod error;
 mod export;
 mod import;

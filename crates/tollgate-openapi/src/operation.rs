@@ -34,6 +34,9 @@ pub(crate) struct ReadOperation {
     pub(crate) operation: Value,
     /// The Security Requirement list in force (the operation's, else the document's), if any.
     pub(crate) security: Option<Vec<Value>>,
+    /// The operation's own `security`, as written (taken out of `operation`): put back when
+    /// it does not become policies.
+    pub(crate) own_security: Option<Vec<Value>>,
 }
 
 /// A Path Item being read.
@@ -107,7 +110,7 @@ pub(crate) fn read(
             "operation servers are not kept: requests go through the gateway to the API's service",
         ));
     }
-    let security = match operation.remove("security") {
+    let own_security = match operation.remove("security") {
         Some(Value::Array(list)) => Some(list),
         Some(_) => {
             return Err(ImportError::invalid(
@@ -115,8 +118,9 @@ pub(crate) fn read(
                 "must be a list of security requirements",
             ));
         }
-        None => doc_security.cloned(),
+        None => None,
     };
+    let security = own_security.clone().or_else(|| doc_security.cloned());
     let operation_id = match operation.get("operationId") {
         Some(Value::String(id)) => Some(id.clone()),
         Some(_) => {
@@ -138,6 +142,7 @@ pub(crate) fn read(
         operation_id,
         operation,
         security,
+        own_security,
     })
 }
 

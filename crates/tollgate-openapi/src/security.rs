@@ -25,7 +25,7 @@ pub const DEFAULT_KEY_HEADER: &str = "X-API-Key";
 pub const AUTH_POLICIES: &[&str] = &["key-auth", "basic-auth", "jwt", "hmac-auth"];
 
 /// Marks a scheme with the policy it came from.
-const POLICY_EXTENSION: &str = "x-tollgate-policy";
+pub(crate) const POLICY_EXTENSION: &str = "x-tollgate-policy";
 
 /// One way of presenting credentials that a policy checks.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -174,6 +174,14 @@ pub(crate) struct Schemes {
 }
 
 impl Schemes {
+    /// Schemes starting with `written` (the ones kept from imported documents): a policy's
+    /// scheme whose name is taken gets `-2`, `-3`, ...
+    pub(crate) fn with_written(written: Map<String, Value>) -> Self {
+        Self {
+            by_name: written.into_iter().collect(),
+        }
+    }
+
     /// The `security` of an operation protected by `policies` (the route's effective, enabled
     /// policies); `None` when none of them authenticates.
     pub(crate) fn requirements(&mut self, policies: &[&PolicySpec]) -> Option<Vec<Value>> {

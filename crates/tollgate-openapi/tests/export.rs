@@ -273,3 +273,96 @@ fn imported_documents_export_as_valid_openapi_31() {
         assert_valid_openapi(name, &doc);
     }
 }
+
+#[test]
+fn document_level_parts_are_exported_as_written() {
+    let text = include_str!("data/bookshop-3.1.json");
+    for auth_policies in [false, true] {
+        let options = ImportOptions {
+            auth_policies,
+            ..ImportOptions::new("backend")
+        };
+        let api = import(text, &options).unwrap().api;
+        let doc = export(&[&api], &ExportOptions::default());
+        assert_valid_openapi("bookshop (kept parts)", &doc);
+        assert_eq!(
+            doc["info"],
+            json!({
+                "title": "Bookshop API",
+                "version": "2.3.0",
+                "description": "Books, authors and orders of an online bookshop.",
+                "license": {"name": "Apache 2.0", "identifier": "Apache-2.0"}
+            })
+        );
+        assert_eq!(
+            doc["tags"][0],
+            json!({"name": "books", "description": "The catalogue"})
+        );
+        assert_eq!(doc["security"], json!([{"apiKey": []}]));
+        let schemes = &doc["components"]["securitySchemes"];
+        // OAuth 2 is not enforced by the gateway: its scheme and requirement stay as written.
+        assert_eq!(schemes["oauth"]["type"], "oauth2");
+        let replace = &doc["paths"]["/books/{isbn}"]["put"];
+        assert_eq!(replace["security"], json!([{"oauth": ["orders"]}]));
+        // `security: []` (public) survives under the top-level requirement.
+        assert_eq!(doc["paths"]["/books"]["get"]["security"], json!([]));
+        let order = &doc["paths"]["/orders"]["post"]["security"];
+        if auth_policies {
+            // Enforced by key-auth: the policy's schemes, marked.
+            assert_eq!(
+                *order,
+                json!([{"key-auth": []}, {"key-auth-query-api_key": []}])
+            );
+            assert_eq!(schemes["key-auth"]["x-tollgate-policy"], "key-auth");
+        } else {
+            assert_eq!(*order, json!([{"apiKey": []}, {"apiKeyQuery": []}]));
+            assert!(schemes.get("key-auth").is_none());
+        }
+    }
+}
+
+#[test]
+fn a_group_pushes_differing_document_security_down_to_operations() {
+    let secured = import(
+        include_str!("data/bookshop-3.1.json"),
+        &ImportOptions {
+            name: Some("books".to_owned()),
+            ..ImportOptions::new("backend")
+        },
+    )
+    .unwrap()
+    .api;
+    let mut open = import(
+        include_str!("data/petstore.yaml"),
+        &ImportOptions::new("backend"),
+    )
+    .unwrap()
+    .api;
+    let mut secured = secured;
+    secured.group = Some("shop".to_owned());
+    open.group = Some("shop".to_owned());
+    let doc = export(&[&secured, &open], &ExportOptions::default());
+    assert_valid_openapi("shop group", &doc);
+    assert!(doc.get("security").is_none(), "{doc:#}");
+    assert_eq!(doc["info"]["title"], "shop");
+    // The bookshop's operations without their own security get its document's.
+    let create = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find_map(|(_, item)| {
+            item.as_object()?
+                .values()
+                .find(|op| op["operationId"] == "books.create")
+        })
+        .unwrap();
+    assert_eq!(create["security"], json!([{"apiKey": []}]));
+    assert!(
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p.contains("pets"))
+            .all(|(_, item)| item["get"].get("security").is_none())
+    );
+}

@@ -170,8 +170,37 @@ fn bookshop_31_keeps_resolved_operations() {
         callback["requestBody"]["content"]["application/json"]["schema"]["required"],
         json!(["items"])
     );
-    // Security is not kept in the operation: it becomes policies, or is reported.
-    assert!(order.get("security").is_none());
+    // Security not turned into policies stays in the operation as written (the service
+    // checks it); the document's own `security` is kept with the API.
+    assert_eq!(
+        order["security"],
+        json!([{"apiKey": []}, {"apiKeyQuery": []}])
+    );
+    assert!(
+        route(api, "books.create")
+            .operation
+            .as_ref()
+            .unwrap()
+            .get("security")
+            .is_none()
+    );
+    // The document-level parts, for export.
+    let kept = api.openapi.as_ref().unwrap();
+    assert_eq!(kept["info"]["title"], "Bookshop API");
+    assert_eq!(kept["info"]["license"]["identifier"], "Apache-2.0");
+    assert_eq!(
+        kept["tags"][1]["description"],
+        "Placing and following orders"
+    );
+    assert_eq!(kept["security"], json!([{"apiKey": []}]));
+    assert_eq!(
+        kept["components"]["securitySchemes"]["oauth"]["type"],
+        "oauth2"
+    );
+    assert_eq!(
+        kept.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["components", "info", "security", "tags"]
+    );
     for r in &api.routes {
         assert!(r.policies.is_empty());
         assert!(
@@ -235,6 +264,19 @@ fn security_schemes_become_policies_when_asked() {
         .find(|w| w.pointer.as_str() == "/paths/~1books~1{isbn}/put")
         .unwrap();
     assert!(warning.message.contains("oauth2"), "{warning}");
+    // Requirements that became policies leave the operation; the others stay as written.
+    let kept = |name: &str| {
+        route(api, name)
+            .operation
+            .as_ref()
+            .unwrap()
+            .get("security")
+            .cloned()
+    };
+    assert_eq!(kept("placeOrder"), None);
+    assert_eq!(kept("getOrder"), None);
+    assert_eq!(kept("listBooks"), Some(json!([])));
+    assert_eq!(kept("replaceBook"), Some(json!([{"oauth": ["orders"]}])));
     assert!(api.policies.is_empty());
     assert_valid_config(api);
 }

@@ -49,7 +49,7 @@ enum Command {
     /// Lifecycle of APIs on a running gateway: list, publish, rollback, unpublish, deprecate.
     #[command(subcommand)]
     Api(cli::ApiCommand),
-    /// OpenAPI documents: import as API definitions.
+    /// OpenAPI documents: import as API definitions, export from a running gateway.
     #[command(subcommand)]
     Openapi(openapi_cmd::OpenApiCommand),
     /// Local administration on the store (admin API tokens).

@@ -17,6 +17,7 @@ mod error;
 mod extract;
 mod lifecycle;
 mod openapi;
+mod openapi_docs;
 mod page;
 mod policies;
 mod releases;
@@ -65,6 +66,7 @@ fn parts() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(settings::routes())
         .merge(apis::routes())
         .merge(versions::routes())
+        .merge(openapi_docs::routes())
         .merge(lifecycle::routes())
         .merge(debug::routes())
         .merge(releases::routes())

@@ -38,6 +38,10 @@ pub(crate) struct Api {
     policies: Vec<PolicySpec>,
     /// Routes.
     routes: Vec<Route>,
+    /// The document-level parts of the OpenAPI document the API was imported from (`info`,
+    /// `externalDocs`, `tags`, `components.securitySchemes`, `security`), kept for export.
+    #[serde(default)]
+    openapi: Option<serde_json::Value>,
 }
 
 /// One version of an API as configuration files (and `GET /api/v1/config`) write it.
@@ -77,6 +81,10 @@ pub(crate) struct ConfigApi {
     policies: Vec<PolicySpec>,
     /// Routes.
     routes: Vec<Route>,
+    /// The document-level parts of the OpenAPI document the API was imported from (`info`,
+    /// `externalDocs`, `tags`, `components.securitySchemes`, `security`), kept for export.
+    #[serde(default)]
+    openapi: Option<serde_json::Value>,
 }
 
 /// One operation: request matchers, the service to forward to, rewrites and policies.

@@ -8,6 +8,7 @@ mod bad_input;
 mod config;
 mod lifecycle;
 mod openapi;
+mod openapi_docs;
 mod resources;
 mod schemas;
 mod support;

@@ -141,6 +141,7 @@ fn api(lifecycle: bool) -> Api {
         base_path: Some("/v1".into()),
         policies: vec![policy()],
         routes: vec![route()],
+        openapi: Some(json!({"info": {"title": "A", "version": "2"}})),
     }
 }
 

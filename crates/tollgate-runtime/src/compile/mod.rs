@@ -74,6 +74,12 @@ pub fn compile(config: &Config, opts: &CompileOptions<'_>) -> Result<Snapshot, V
     };
     let global = policies.build_all(&config.policies, &FieldPath::root().key("policies"));
     let plans = plan_routes(config, &mut policies, &global, &mut errors);
+    // Consumer policies are typed and checked now; they join the chains of requests once an
+    // authentication policy identifies the consumer.
+    for (i, consumer) in config.consumers.iter().enumerate() {
+        let at = FieldPath::root().key("consumers").index(i).key("policies");
+        let _checked = policies.build_all(&consumer.policies, &at);
+    }
     errors.extend(policies.errors);
 
     let envs = config.effective_environments();

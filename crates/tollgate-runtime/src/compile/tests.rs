@@ -184,3 +184,40 @@ fn unbound_hosts_without_a_hostless_environment_find_none() {
     assert!(serve(&s, "api.example.com", None, "/").is_some());
     assert!(serve(&s, "other.example.com", None, "/").is_none());
 }
+
+#[test]
+fn consumer_policies_are_checked() {
+    let yaml = r#"
+services:
+  - name: s
+    mock: {status: 200}
+consumers:
+  - name: app
+    policies:
+      - name: nope
+      - name: request-size-limit
+        config: {max_bytes: "lots"}
+"#;
+    let config = parse_config(yaml, Format::Yaml, "t").unwrap();
+    let registry = Registry::new(Vec::new());
+    let errors = compile(
+        &config,
+        &CompileOptions {
+            registry: &registry,
+            previous: None,
+            workers: 1,
+            revision: 1,
+        },
+    )
+    .err()
+    .unwrap();
+    let shown: Vec<String> = errors.iter().map(|d| d.path.to_string()).collect();
+    assert!(
+        shown.iter().any(|p| p == "consumers[0].policies[0].name"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.iter().any(|p| p == "consumers[0].policies[1].name"),
+        "{shown:?}"
+    );
+}

@@ -37,7 +37,10 @@ fn protect(
             key_sha256,
             ..
         } => {
-            if let Some(text) = clear.take() {
+            // Both forms given: left as they are, for validation to refuse.
+            if key_sha256.is_none()
+                && let Some(text) = clear.take()
+            {
                 *key_sha256 = Some(secrets::sha256_hex(&text));
             }
         }
@@ -46,7 +49,9 @@ fn protect(
             password_hash,
             ..
         } => {
-            if let Some(text) = password.take() {
+            if password_hash.is_none()
+                && let Some(text) = password.take()
+            {
                 let kept = match old {
                     Some(Credential::BasicAuth {
                         password_hash: Some(h),
@@ -96,7 +101,9 @@ fn encrypt(
     old: Option<&str>,
     key: &SecretKey,
 ) -> Result<(), StoreError> {
-    if let Some(text) = clear.take() {
+    if stored.is_none()
+        && let Some(text) = clear.take()
+    {
         *stored = Some(match old {
             Some(c) if key.decrypt(c).is_ok_and(|p| p == text) => c.to_owned(),
             _ => key.encrypt(&text)?,

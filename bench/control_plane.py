@@ -2,7 +2,8 @@
 """Control-plane benchmark: how fast an admin write is live, and what writes do to traffic.
 
 For each route count (default 100 and 10,000): starts Tollgate in store mode (SQLite in a
-temporary data directory, one worker, access log off, pinned to core 0), loads the routes with
+temporary data directory, one worker, access log off, the whole process pinned to core 0 unless
+--gateway-cores says otherwise), loads the routes with
 one `config apply`, then
 
 1. measures request latency with wrk (pinned to core 1) without writes (baseline);
@@ -44,7 +45,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def pin(core: int) -> list[str]:
+GATEWAY_CORES = "0"
+
+
+def pin(core: int | str) -> list[str]:
     return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() >= 2 else []
 
 
@@ -98,7 +102,7 @@ class Gateway:
     def start(self) -> None:
         log = open(self.workdir / "tollgate.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [*pin(0), self.binary, "run", "--data-dir", str(self.data), "--listen",
+            [*pin(GATEWAY_CORES), self.binary, "run", "--data-dir", str(self.data), "--listen",
              f"127.0.0.1:{self.proxy}", "--admin-listen", f"127.0.0.1:{self.admin}",
              "--log-level", "warn"], stdout=log, stderr=log)
         deadline = time.monotonic() + 30
@@ -180,7 +184,11 @@ def main() -> int:
     ap.add_argument("--writes", type=int, default=100)
     ap.add_argument("--seconds", type=int, default=10, help="baseline wrk duration")
     ap.add_argument("--bin", default=str(REPO / "target" / "release" / "tollgate"))
+    ap.add_argument("--gateway-cores", default="0",
+                    help="cores the whole gateway process may use (wrk stays on core 1)")
     args = ap.parse_args()
+    global GATEWAY_CORES
+    GATEWAY_CORES = args.gateway_cores
     if not shutil.which("wrk"):
         print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 
-use crate::client::{AdminArgs, CallError, Output};
+use crate::client::{AdminArgs, CallError, Output, encode, remote};
 
 /// `tollgate config` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -127,26 +127,6 @@ pub(crate) enum ApiCommand {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("tollgate: cannot start a runtime: {e}");
-            ExitCode::from(1)
-        })
-}
-
-fn finish(result: Result<(), CallError>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tollgate: {e}");
-            ExitCode::from(e.exit_code())
-        }
-    }
-}
-
 fn read_file(file: &PathBuf) -> Result<(String, Bytes), CallError> {
     let raw = std::fs::read_to_string(file)
         .map_err(|e| CallError::Unreachable(format!("{}: cannot read: {e}", file.display())))?;
@@ -203,11 +183,7 @@ fn print_changes(value: &serde_json::Value, verb: &str) {
 
 /// Runs a `config` command.
 pub(crate) fn config(command: ConfigCommand) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    finish(rt.block_on(async {
+    remote(|| async {
         match command {
             ConfigCommand::Export {
                 admin,
@@ -261,16 +237,12 @@ pub(crate) fn config(command: ConfigCommand) -> ExitCode {
                 Ok(())
             }
         }
-    }))
+    })
 }
 
 /// Runs an `api` command.
 pub(crate) fn api(command: ApiCommand) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    finish(rt.block_on(async {
+    remote(|| async {
         let (admin, method, path, body) = match command {
             ApiCommand::List { admin } => (admin, "GET", "/api/v1/apis".to_owned(), None),
             ApiCommand::Releases {
@@ -358,7 +330,7 @@ pub(crate) fn api(command: ApiCommand) -> ExitCode {
             Output::Text => print_text(&json),
         }
         Ok(())
-    }))
+    })
 }
 
 /// A readable rendering of list answers (`items`) and single objects.
@@ -423,8 +395,4 @@ fn one_line(value: &serde_json::Value) -> String {
             .join("  "),
         None => value.to_string(),
     }
-}
-
-fn encode(segment: &str) -> String {
-    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

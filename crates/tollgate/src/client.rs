@@ -152,3 +152,33 @@ impl AdminArgs {
         }
     }
 }
+
+/// Runs an admin API call on a small runtime and turns its outcome into an exit code: 0,
+/// 2 when the gateway refused the request (4xx), 1 otherwise.
+pub(crate) fn remote<F: std::future::Future<Output = Result<(), CallError>>>(
+    call: impl FnOnce() -> F,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tollgate: cannot start a runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(call()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// A path segment or query value, percent-encoded.
+pub(crate) fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tollgate_model::DEFAULT_ENVIRONMENT;
 use tollgate_openapi::{ImportOptions, import};
 
-use crate::client::{AdminArgs, CallError, Output};
+use crate::client::{AdminArgs, CallError, Output, encode, remote};
 
 /// `tollgate openapi` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -140,31 +140,6 @@ fn import_locally(file: &Path, options: &ImportOptions) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Runs an admin API call on a small runtime and turns its outcome into an exit code.
-fn remote<F: Future<Output = Result<(), CallError>>>(call: impl FnOnce() -> F) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tollgate: cannot start a runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match rt.block_on(call()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tollgate: {e}");
-            ExitCode::from(e.exit_code())
-        }
-    }
-}
-
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// `?a=x&b=y` of the parameters that are set.

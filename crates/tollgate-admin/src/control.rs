@@ -14,6 +14,19 @@ use tollgate_store::{Feed, State, StoreError, WriteError, Writer};
 pub trait ConfigValidator: Send + Sync {
     /// Every problem found, with field paths; `Ok` when the configuration would load.
     fn validate(&self, config: &Config) -> Result<(), Vec<Diagnostic>>;
+
+    /// Validates the configuration a write would commit as store `revision`. A validator
+    /// that compiles may keep the result, so that the data plane publishes it once the write
+    /// is [`ConfigValidator::committed`] instead of compiling the same state again.
+    fn prepare(&self, config: &Config, revision: i64) -> Result<(), Vec<Diagnostic>> {
+        let _ = revision;
+        self.validate(config)
+    }
+
+    /// The write prepared as `revision` was committed.
+    fn committed(&self, revision: i64) {
+        let _ = revision;
+    }
 }
 
 /// Where the state comes from.
@@ -206,13 +219,19 @@ impl Control {
                 });
             }
             let prepared = writer.finish();
-            self.validate(&prepared.state.to_config(self.listen.clone()))?;
+            self.validator
+                .prepare(
+                    &prepared.state.to_config(self.listen.clone()),
+                    prepared.base_revision + 1,
+                )
+                .map_err(WriteError::Invalid)?;
             match feed
                 .store()
                 .commit(prepared.base_revision, &prepared.changes, &prepared.audit)
                 .await
             {
                 Ok(revision) => {
+                    self.validator.committed(revision);
                     let mut state = prepared.state;
                     state.revision = revision;
                     let state = Arc::new(state);

@@ -212,9 +212,11 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
                 reloader.run_until_shutdown(signals, watch).await;
             }
             Mode::Store(opened) => {
+                opened.validator.serve(plane.clone(), workers);
                 let publisher = StorePublisher {
                     control: opened.control,
                     feed: opened.feed,
+                    validator: opened.validator,
                     plugins,
                     handle: plane.clone(),
                     listen,
@@ -283,9 +285,7 @@ fn open_mode(
     plugins: &tollgate_plugin_api::Registry,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Mode, (String, u8)> {
-    let validator = Arc::new(CompileValidator {
-        plugins: plugins.clone(),
-    });
+    let validator = Arc::new(CompileValidator::new(plugins.clone()));
     if let Some(path) = &args.config {
         if args.listen.is_some() || args.listen_tls.is_some() || args.admin_listen.is_some() {
             return Err((

@@ -83,6 +83,8 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 pub(crate) struct Opened {
     pub(crate) control: Arc<Control>,
     pub(crate) feed: Arc<Feed>,
+    /// Compiles writes; its snapshots are published without compiling again.
+    pub(crate) validator: Arc<CompileValidator>,
 }
 
 /// Opens the store and loads its state.
@@ -94,15 +96,18 @@ pub(crate) async fn open(
     let key = Arc::new(args.secret_key()?);
     let store = args.open().await?;
     let feed = Feed::open(store).await.map_err(|e| e.to_string())?;
-    let validator = Arc::new(CompileValidator {
-        plugins: plugins.clone(),
-    });
+    let validator = Arc::new(CompileValidator::new(plugins.clone()));
     let debugger = Arc::new(crate::debugger::SandboxDebugger {
         plugins: plugins.clone(),
     });
-    let control =
-        Arc::new(Control::with_store(feed.clone(), key, validator, listen).with_debugger(debugger));
-    Ok(Opened { control, feed })
+    let control = Arc::new(
+        Control::with_store(feed.clone(), key, validator.clone(), listen).with_debugger(debugger),
+    );
+    Ok(Opened {
+        control,
+        feed,
+        validator,
+    })
 }
 
 /// Compiles a state into a snapshot (its revision is the store revision).
@@ -136,6 +141,7 @@ pub(crate) fn compile_state(
 pub(crate) struct StorePublisher {
     pub(crate) control: Arc<Control>,
     pub(crate) feed: Arc<Feed>,
+    pub(crate) validator: Arc<CompileValidator>,
     pub(crate) plugins: Registry,
     pub(crate) handle: SnapshotHandle,
     pub(crate) listen: Listen,
@@ -184,11 +190,18 @@ impl StorePublisher {
         let plugins = self.plugins.clone();
         let workers = self.workers;
         let started = std::time::Instant::now();
-        let compiled = tokio::task::spawn_blocking(move || {
-            let snapshot = compile_state(&state, &listen, &plugins, Some(&previous), workers);
-            (state, snapshot)
-        })
-        .await;
+        // A write made through this node was compiled when it was validated.
+        let compiled = match self.validator.take(state.revision) {
+            Some(snapshot) => Ok((state, Ok(snapshot))),
+            None => {
+                tokio::task::spawn_blocking(move || {
+                    let snapshot =
+                        compile_state(&state, &listen, &plugins, Some(&previous), workers);
+                    (state, snapshot)
+                })
+                .await
+            }
+        };
         match compiled {
             Ok((state, Ok(snapshot))) => {
                 let log = &snapshot.server.access_log;

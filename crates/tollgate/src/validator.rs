@@ -2,13 +2,55 @@
 //! (model validation, then compiling with the plugin registry, which types every policy's
 //! configuration), without publishing anything.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwapOption;
 use tollgate_model::{Config, Diagnostic};
 use tollgate_plugin_api::Registry;
-use tollgate_runtime::{CompileOptions, compile};
+use tollgate_runtime::{CompileOptions, Snapshot, SnapshotHandle, compile};
 
-/// Validates configurations by compiling them.
+/// Validates configurations by compiling them. In store mode, once the data plane runs
+/// ([`CompileValidator::serve`]), a write's compile is kept and published when the write
+/// commits, so each write is compiled once.
 pub(crate) struct CompileValidator {
     pub(crate) plugins: Registry,
+    /// The data plane's snapshots and worker count.
+    plane: OnceLock<(SnapshotHandle, usize)>,
+    /// The snapshot of the last prepared write.
+    prepared: ArcSwapOption<Prepared>,
+}
+
+struct Prepared {
+    revision: i64,
+    committed: AtomicBool,
+    snapshot: Snapshot,
+}
+
+impl CompileValidator {
+    pub(crate) fn new(plugins: Registry) -> Self {
+        Self {
+            plugins,
+            plane: OnceLock::new(),
+            prepared: ArcSwapOption::empty(),
+        }
+    }
+
+    /// From now on, writes are compiled for this data plane (pools carried over from its
+    /// current snapshot) and kept for publishing.
+    pub(crate) fn serve(&self, handle: SnapshotHandle, workers: usize) {
+        let _ = self.plane.set((handle, workers));
+    }
+
+    /// The compiled snapshot of store `revision`, if the committed write that produced it
+    /// was prepared here.
+    pub(crate) fn take(&self, revision: i64) -> Option<Snapshot> {
+        let prepared = self.prepared.swap(None)?;
+        if prepared.revision != revision || !prepared.committed.load(Ordering::Acquire) {
+            return None;
+        }
+        Arc::try_unwrap(prepared).ok().map(|p| p.snapshot)
+    }
 }
 
 impl tollgate_admin::control::ConfigValidator for CompileValidator {
@@ -24,5 +66,36 @@ impl tollgate_admin::control::ConfigValidator for CompileValidator {
             },
         )
         .map(drop)
+    }
+
+    fn prepare(&self, config: &Config, revision: i64) -> Result<(), Vec<Diagnostic>> {
+        let Some((handle, workers)) = self.plane.get() else {
+            return self.validate(config);
+        };
+        tollgate_model::validate(config)?;
+        let previous = handle.load();
+        let snapshot = compile(
+            config,
+            &CompileOptions {
+                registry: &self.plugins,
+                previous: Some(&previous),
+                workers: *workers,
+                revision: u64::try_from(revision).unwrap_or(0),
+            },
+        )?;
+        self.prepared.store(Some(Arc::new(Prepared {
+            revision,
+            committed: AtomicBool::new(false),
+            snapshot,
+        })));
+        Ok(())
+    }
+
+    fn committed(&self, revision: i64) {
+        if let Some(p) = &*self.prepared.load()
+            && p.revision == revision
+        {
+            p.committed.store(true, Ordering::Release);
+        }
     }
 }

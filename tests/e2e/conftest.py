@@ -166,15 +166,15 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 
 @pytest.fixture
 def store_gateway_factory(tollgate_bin: str, tmp_path: Path):
-    """``make(*, store_url=None, env=None, args=(), start=True) -> StoreGateway``: a gateway in
-    store mode (SQLite in its own data directory unless ``store_url`` is given)."""
+    """``make(*, store_url=None, env=None, args=(), start=True, role="all") -> StoreGateway``:
+    a gateway in store mode (SQLite in its own data directory unless ``store_url`` is given)."""
     from support.store_gateway import StoreGateway
 
     gateways: list = []
 
-    def make(*, store_url=None, env=None, args=(), start=True):
+    def make(*, store_url=None, env=None, args=(), start=True, role="all"):
         gw = StoreGateway(tollgate_bin, tmp_path / f"sgw{len(gateways)}", store_url=store_url,
-                          env=env, args=tuple(args))
+                          env=env, args=tuple(args), role=role)
         gateways.append(gw)
         if start:
             gw.start()

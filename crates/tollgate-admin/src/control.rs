@@ -159,6 +159,14 @@ impl Control {
         }
     }
 
+    /// How the store is doing (`None` in file mode).
+    pub fn store_health(&self) -> Option<tollgate_store::StoreHealth> {
+        match &self.source {
+            Source::Store(feed) => Some(feed.health()),
+            Source::File(_) => None,
+        }
+    }
+
     /// The key that protects secrets at rest.
     pub fn secret_key(&self) -> &SecretKey {
         &self.key

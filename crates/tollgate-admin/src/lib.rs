@@ -3,8 +3,9 @@
 //! Serves `/metrics` (Prometheus text format), `/health/live`, `/health/ready` and, when the
 //! binary hands it a [`control::Control`], the admin REST API under `/api/v1` (bearer tokens,
 //! roles, OpenAPI 3.1 document at `/api/v1/openapi.json`; see `docs/admin-api.md`). It never
-//! sees the proxy: the binary hands it the metrics registry, a readiness flag, the control core
-//! and where admin tokens come from.
+//! sees the proxy: the binary hands it the metrics registry, a readiness flag, a
+//! [`HealthProbe`] for what the node serves, the control core and where admin tokens come
+//! from. [`router`] without an API is also what a data-plane node's status listener serves.
 
 mod api;
 pub mod control;
@@ -37,6 +38,25 @@ pub struct AdminState {
     control: Option<Arc<Control>>,
     token_store: Option<tollgate_store::Store>,
     token_source: Option<Arc<dyn TokenSource>>,
+    probe: Option<Arc<dyn HealthProbe>>,
+}
+
+/// What a node reports on `/health/ready`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeHealth {
+    /// The configuration revision the data plane serves (the store revision in store mode).
+    pub revision: u64,
+    /// What the node runs: `all`, `data-plane` or `control-plane`.
+    pub role: &'static str,
+    /// The store as this node sees it (store mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<tollgate_store::StoreHealth>,
+}
+
+/// Where the health endpoints learn what the node serves.
+pub trait HealthProbe: Send + Sync {
+    /// The node's health now.
+    fn health(&self) -> NodeHealth;
 }
 
 impl AdminState {
@@ -48,7 +68,14 @@ impl AdminState {
             control: None,
             token_store: None,
             token_source: None,
+            probe: None,
         }
+    }
+
+    /// Reports what `probe` says on `/health/ready`, besides the readiness flag.
+    pub fn with_probe(mut self, probe: Arc<dyn HealthProbe>) -> Self {
+        self.probe = Some(probe);
+        self
     }
 
     /// Serves the admin REST API over `control` (`None`: no API). Tokens are looked up in
@@ -136,10 +163,23 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     }
 }
 
+/// 200 once a configuration snapshot serves (a node serving its last good snapshot while the
+/// store is unreachable stays ready: the body says so), 503 before that and while shutting
+/// down. The body is JSON: `status`, and with a probe the revision served, the role and the
+/// store's condition.
 async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    let ready = state.ready.load(Ordering::Acquire);
+    let mut body = serde_json::json!({ "status": if ready { "ready" } else { "not_ready" } });
+    if let Some(probe) = &state.probe
+        && let (Some(map), Ok(serde_json::Value::Object(health))) =
+            (body.as_object_mut(), serde_json::to_value(probe.health()))
+    {
+        map.extend(health);
     }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body))
 }

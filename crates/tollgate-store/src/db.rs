@@ -11,10 +11,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use sqlx::Connection;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::{AnyPool, Row};
-use tokio::sync::watch;
+use sqlx::{AnyConnection, AnyPool, Row};
+use tokio::sync::{OnceCell, watch};
 
 use crate::{AuditEntry, AuditQuery, AuditRecord, Change, Doc, Role, StoreError, TokenRecord};
 
@@ -27,6 +30,9 @@ pub const NOTIFY_CHANNEL: &str = "tollgate_changes";
 /// How long one store operation may take before it is reported as failed (a database that
 /// accepts connections but never answers must not hang the caller).
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long opening a connection may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The database engine behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +57,11 @@ pub struct Loaded {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The URL as given, credentials included: only for opening PostgreSQL listeners.
+    url: Arc<str>,
     display_url: String,
+    /// Set once the schema is known to be current (migrations applied).
+    schema: Arc<OnceCell<()>>,
     committed: watch::Sender<i64>,
 }
 
@@ -68,69 +78,114 @@ impl Store {
     /// Opens a store and brings its schema up to date: `sqlite:PATH` (the file is created if
     /// missing) or `postgres://user@host/db`. Concurrent openers of one PostgreSQL database
     /// serialize on the migrator's lock, so the first applies the migrations and the others
-    /// find them done.
+    /// wait for them and find them done.
+    ///
+    /// Fails at once with the driver's own reason when the database refuses the connection,
+    /// rejects the credentials or does not exist, and within [`CONNECT_TIMEOUT`] when it
+    /// accepts connections but does not answer.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
-        let display_url = redact(url);
-        let (backend, url) = normalize_url(url).map_err(|reason| StoreError::InvalidUrl {
-            url: display_url.clone(),
-            reason,
-        })?;
-        if backend == Backend::Sqlite {
-            create_private_file(&url).map_err(|source| StoreError::Io {
-                context: format!("cannot create the store file for {display_url}"),
-                source,
-            })?;
+        let (backend, url, options, display_url) = parse(url)?;
+        if backend == Backend::Postgres {
+            // One direct attempt first: the pool would retry a refused connection until its
+            // timeout and then report only that it timed out.
+            let attempt = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(&options))
+                .await
+                .map_err(|_| StoreError::Connect {
+                    url: display_url.clone(),
+                    source: sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {CONNECT_TIMEOUT:?} (is it a PostgreSQL server, and is it overloaded?)"),
+                    )),
+                })?
+                .map_err(|source| StoreError::Connect {
+                    url: display_url.clone(),
+                    source,
+                })?;
+            let _ = attempt.close().await;
         }
-        let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::InvalidUrl {
-            url: display_url.clone(),
-            reason: e.to_string(),
-        })?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 4,
-                Backend::Postgres => 8,
-            })
-            .acquire_timeout(Duration::from_secs(5))
+        let pool = pool_options(backend)
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Connect {
                 url: display_url.clone(),
                 source,
             })?;
-        if backend == Backend::Sqlite {
-            // Persistent in the file: readers never block the writer. sqlx's SQLite connections
-            // already wait up to 5 s on a locked database (busy_timeout).
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await
-                .map_err(|source| StoreError::Connect {
-                    url: display_url.clone(),
-                    source,
-                })?;
-        }
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&pool).await.map_err(|e| match e {
-            MigrateError::VersionMissing(v) => StoreError::NewerSchema {
-                detail: format!(
-                    "it has migration {v}, this binary knows up to {}",
-                    latest(migrator)
-                ),
-            },
-            other => StoreError::Migrate(other.to_string()),
-        })?;
-        let store = Self {
-            pool,
-            backend,
-            display_url,
-            committed: watch::channel(0).0,
-        };
+        let store = Self::with_pool(pool, backend, url, display_url);
+        store.schema().await?;
         let revision = store.revision().await?;
         store.committed.send_replace(revision);
         Ok(store)
+    }
+
+    /// A PostgreSQL store that connects (and checks its schema) on first use: for a node that
+    /// starts while the store is unreachable and serves a cached state meanwhile. Every
+    /// operation fails with [`StoreError::Connect`] or [`StoreError::Timeout`] until the
+    /// database answers.
+    pub fn open_lazy(url: &str) -> Result<Self, StoreError> {
+        let (backend, url, options, display_url) = parse(url)?;
+        if backend != Backend::Postgres {
+            return Err(StoreError::InvalidUrl {
+                url: display_url,
+                reason: "only a PostgreSQL store can be opened before it is reachable".into(),
+            });
+        }
+        let pool = pool_options(backend).connect_lazy_with(options);
+        Ok(Self::with_pool(pool, backend, url, display_url))
+    }
+
+    fn with_pool(pool: AnyPool, backend: Backend, url: String, display_url: String) -> Self {
+        Self {
+            pool,
+            backend,
+            url: url.into(),
+            display_url,
+            schema: Arc::new(OnceCell::new()),
+            committed: watch::channel(0).0,
+        }
+    }
+
+    /// Brings the schema up to date once (every later call returns at once).
+    async fn schema(&self) -> Result<(), StoreError> {
+        self.schema
+            .get_or_try_init(|| async {
+                if self.backend == Backend::Sqlite {
+                    // Persistent in the file: readers never block the writer. sqlx's SQLite
+                    // connections already wait up to 5 s on a locked database (busy_timeout).
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|source| StoreError::Connect {
+                            url: self.display_url.clone(),
+                            source,
+                        })?;
+                }
+                let migrator = match self.backend {
+                    Backend::Sqlite => &SQLITE_MIGRATIONS,
+                    Backend::Postgres => &POSTGRES_MIGRATIONS,
+                };
+                migrator.run(&self.pool).await.map_err(|e| match e {
+                    MigrateError::VersionMissing(v) => StoreError::NewerSchema {
+                        detail: format!(
+                            "it has migration {v}, this binary knows up to {}",
+                            latest(migrator)
+                        ),
+                    },
+                    MigrateError::Execute(source) if crate::error::unreachable(&source) => {
+                        StoreError::Connect {
+                            url: self.display_url.clone(),
+                            source,
+                        }
+                    }
+                    other => StoreError::Migrate(other.to_string()),
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The URL with credentials, for a PostgreSQL listener connection.
+    pub(crate) fn secret_url(&self) -> &str {
+        &self.url
     }
 
     /// The engine.
@@ -156,6 +211,7 @@ impl Store {
     /// The store's current revision.
     pub async fn revision(&self) -> Result<i64, StoreError> {
         timed(async {
+            self.schema().await?;
             let row = sqlx::query("SELECT revision FROM store_state WHERE id = 1")
                 .fetch_one(&self.pool)
                 .await?;
@@ -176,6 +232,7 @@ impl Store {
 
     async fn load(&self, since: Option<i64>) -> Result<Loaded, StoreError> {
         timed(async {
+            self.schema().await?;
             let mut tx = self.pool.begin().await?;
             if self.backend == Backend::Postgres {
                 sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -230,6 +287,7 @@ impl Store {
         audit: &[AuditRecord],
     ) -> Result<i64, StoreError> {
         let revision = timed(async {
+            self.schema().await?;
             let mut tx = self.pool.begin().await?;
             let bumped = sqlx::query(
                 "UPDATE store_state SET revision = revision + 1 WHERE id = 1 AND revision = $1",
@@ -290,6 +348,7 @@ impl Store {
     /// Reads the audit log, newest first.
     pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         timed(async {
+            self.schema().await?;
             let rows = sqlx::query(
                 "SELECT id, revision, at, actor, action, kind, key, before, after FROM audit_log \
                  WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR kind = $2) \
@@ -338,6 +397,7 @@ impl Store {
     /// Stores a new admin token (its hash) and audits the creation.
     pub async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         timed(async {
+            self.schema().await?;
             let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO admin_tokens (id, name, role, hash, created_at, created_by) \
@@ -370,6 +430,7 @@ impl Store {
     /// Deletes a token; false if there was none with that id.
     pub async fn delete_token(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
         timed(async {
+            self.schema().await?;
             let mut tx = self.pool.begin().await?;
             let gone = sqlx::query("DELETE FROM admin_tokens WHERE id = $1")
                 .bind(id)
@@ -398,6 +459,7 @@ impl Store {
     /// The token with this hash, if any.
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         timed(async {
+            self.schema().await?;
             let row = sqlx::query(
                 "SELECT id, name, role, hash, created_at, created_by FROM admin_tokens WHERE hash = $1",
             )
@@ -412,6 +474,7 @@ impl Store {
     /// Every token (without secrets), oldest first.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         timed(async {
+            self.schema().await?;
             let rows = sqlx::query(
                 "SELECT id, name, role, hash, created_at, created_by FROM admin_tokens \
                  ORDER BY created_at, id",
@@ -483,9 +546,44 @@ fn token_from_row(row: &sqlx::any::AnyRow) -> Result<TokenRecord, StoreError> {
 async fn timed<T>(
     work: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    tokio::time::timeout(OPERATION_TIMEOUT, work)
-        .await
-        .unwrap_or(Err(StoreError::Timeout(OPERATION_TIMEOUT)))
+    match tokio::time::timeout(OPERATION_TIMEOUT, work).await {
+        // No connection could be opened in time: the pool only says it timed out.
+        Ok(Err(StoreError::Database(sqlx::Error::PoolTimedOut))) => {
+            Err(StoreError::Timeout(CONNECT_TIMEOUT))
+        }
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Timeout(OPERATION_TIMEOUT)),
+    }
+}
+
+/// Checks a store URL: the engine, the URL to connect with, its options and the URL to show.
+fn parse(url: &str) -> Result<(Backend, String, AnyConnectOptions, String), StoreError> {
+    sqlx::any::install_default_drivers();
+    let display_url = redact(url);
+    let (backend, url) = normalize_url(url).map_err(|reason| StoreError::InvalidUrl {
+        url: display_url.clone(),
+        reason,
+    })?;
+    if backend == Backend::Sqlite {
+        create_private_file(&url).map_err(|source| StoreError::Io {
+            context: format!("cannot create the store file for {display_url}"),
+            source,
+        })?;
+    }
+    let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::InvalidUrl {
+        url: display_url.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok((backend, url, options, display_url))
+}
+
+fn pool_options(backend: Backend) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 8,
+        })
+        .acquire_timeout(CONNECT_TIMEOUT)
 }
 
 fn latest(migrator: &Migrator) -> i64 {

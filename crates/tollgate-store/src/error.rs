@@ -50,7 +50,7 @@ pub enum StoreError {
         reason: String,
     },
     /// The database did not answer in time.
-    #[error("the store did not answer within {0:?}")]
+    #[error("the store did not answer within {0:?} (it is down, unreachable or overloaded)")]
     Timeout(std::time::Duration),
     /// Any other database error.
     #[error("store error: {0}")]
@@ -66,4 +66,56 @@ pub enum StoreError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+impl StoreError {
+    /// True when the store could not be reached or did not answer (as opposed to refusing
+    /// us: wrong credentials, unknown database, newer schema, invalid URL). A node may keep
+    /// serving a cached state through the former, never through the latter.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Connect { source, .. } | Self::Database(source) => unreachable(source),
+            Self::Timeout(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Whether a driver error means the database is down or not answering.
+pub(crate) fn unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        // 57P01..57P03: the server is shutting down or starting up.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| code.starts_with("57P")),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_is_about_the_network_not_about_refusal() {
+        let io = StoreError::Connect {
+            url: "postgres://x".into(),
+            source: sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        };
+        assert!(io.is_unreachable());
+        assert!(StoreError::Timeout(std::time::Duration::from_secs(1)).is_unreachable());
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_unreachable());
+        assert!(
+            !StoreError::NewerSchema {
+                detail: String::new()
+            }
+            .is_unreachable()
+        );
+        assert!(
+            !StoreError::Connect {
+                url: "postgres://x".into(),
+                source: sqlx::Error::Configuration("bad".into()),
+            }
+            .is_unreachable()
+        );
+    }
 }

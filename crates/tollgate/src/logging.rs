@@ -12,12 +12,19 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// What the database driver says at `info` (notices such as "relation already exists,
+/// skipping", pings of connections a restarted server dropped) or as slow-acquire warnings
+/// is noise next to our own reports of the store's condition; a filter given by the user
+/// that names these targets still wins.
+const QUIET_DRIVER: &str = "sqlx=warn,sqlx_core=warn,sqlx::pool::acquire=error";
+
 /// Installs the global subscriber writing to stderr. `level` is a level (`info`) or a full
 /// filter (`tollgate=debug,hyper=info`); `RUST_LOG` overrides it.
 pub(crate) fn init(level: &str, format: LogFormat) -> Result<(), String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.is_empty() => EnvFilter::try_new(env),
-        _ => EnvFilter::try_new(level),
+        _ if level.contains("sqlx") => EnvFilter::try_new(level),
+        _ => EnvFilter::try_new(format!("{level},{QUIET_DRIVER}")),
     }
     .map_err(|e| format!("invalid log level {level:?}: {e}"))?;
     use std::io::IsTerminal;

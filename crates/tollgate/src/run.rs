@@ -17,6 +17,7 @@ use tollgate_store::secrets::SecretKey;
 use crate::load;
 use crate::logging::{self, LogFormat};
 use crate::reload::{ReloadMetrics, Reloader};
+use crate::role::Role;
 use crate::store_mode::{self, StoreArgs, StorePublisher};
 use crate::validator::CompileValidator;
 
@@ -38,6 +39,15 @@ pub(crate) struct RunArgs {
     /// Store mode: admin listener.
     #[arg(long, env = "TOLLGATE_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
+    /// What this node runs: `all` (proxy and admin listeners), `data-plane` (proxy only;
+    /// health and metrics on --status-listen) or `control-plane` (admin listener only).
+    #[arg(long, value_enum, default_value = "all", env = "TOLLGATE_ROLE")]
+    role: Role,
+    /// A listener for health (`/health/live`, `/health/ready`) and `/metrics` only, e.g. on a
+    /// public address for a load balancer. A data-plane node serves them here, by default on
+    /// 127.0.0.1:8081.
+    #[arg(long, env = "TOLLGATE_STATUS_LISTEN")]
+    status_listen: Option<SocketAddr>,
     /// Admin API tokens as lines of `ROLE SHA256 NAME` (file mode; in store mode tokens live
     /// in the store, see `tollgate admin token create`).
     #[arg(long, env = "TOLLGATE_ADMIN_TOKEN_FILE")]
@@ -58,6 +68,10 @@ pub(crate) struct RunArgs {
 
 pub(crate) fn run(args: RunArgs) -> ExitCode {
     if let Err(e) = logging::init(&args.log_level, args.log_format) {
+        eprintln!("tollgate: {e}");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = check_role(&args) {
         eprintln!("tollgate: {e}");
         return ExitCode::from(2);
     }
@@ -90,158 +104,321 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Listeners are registered with the control runtime; the data plane starts its own.
+    let started = {
+        let _context = control.enter();
+        serve(args, mode, plugins, signals)
+    };
+    match started {
+        Ok(serving) => serving.run(&control),
+        Err((message, code)) => {
+            eprintln!("{message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Roles are for store mode; a data-plane node has no admin listener.
+fn check_role(args: &RunArgs) -> Result<(), String> {
+    if args.role != Role::All && args.config.is_some() {
+        return Err(format!(
+            "--role {} is for store mode (nodes sharing a store); with --config the node runs both planes",
+            args.role.name()
+        ));
+    }
+    if args.role == Role::DataPlane && args.admin_listen.is_some() {
+        return Err(
+            "a data-plane node has no admin listener: drop --admin-listen (health and metrics are on --status-listen)"
+                .into(),
+        );
+    }
+    if args.role == Role::ControlPlane && (args.listen.is_some() || args.listen_tls.is_some()) {
+        return Err(
+            "a control-plane node serves no traffic: drop --listen and --listen-tls".into(),
+        );
+    }
+    Ok(())
+}
+
+/// A started node, before it runs until shutdown.
+struct Serving {
+    args: RunArgs,
+    mode: Mode,
+    plugins: tollgate_plugin_api::Registry,
+    signals: crate::reload::Signals,
+    listen: Listen,
+    workers: usize,
+    plane: Option<(SnapshotHandle, tollgate_proxy::ProxyHandle, AccessLogSink)>,
+    reload_metrics: ReloadMetrics,
+    admin: Option<(tokio::net::TcpListener, tollgate_admin::AdminState)>,
+    status: Option<(tokio::net::TcpListener, tollgate_admin::AdminState)>,
+    ready: Arc<AtomicBool>,
+}
+
+/// Compiles the first snapshot, binds the listeners and starts the data plane.
+fn serve(
+    args: RunArgs,
+    mode: Mode,
+    plugins: tollgate_plugin_api::Registry,
+    signals: crate::reload::Signals,
+) -> Result<Serving, (String, u8)> {
+    let role = args.role;
     let config = mode.config();
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    let snapshot = match &mode {
-        Mode::File { loaded, .. } => {
-            load::compile(loaded, &plugins, None, workers, 1).map_err(|e| (e.to_string(), 2))
-        }
-        Mode::Store(opened) => store_mode::compile_state(
-            &opened.control.state(),
-            &config.listen,
-            &plugins,
-            None,
-            workers,
-        )
-        .map_err(|e| {
-            (
-                format!("tollgate: the store's configuration cannot be compiled:\n{e}"),
-                1,
-            )
-        }),
-    };
-    let snapshot = match snapshot {
-        Ok(s) => s,
-        Err((message, code)) => {
-            eprintln!("{message}");
-            return ExitCode::from(code);
-        }
-    };
     let listen = config.listen.clone();
-    let https = snapshot.tls.is_some().then_some(listen.proxy_tls);
-    let access_log_config = config.server.access_log.clone();
-    let handle = SnapshotHandle::new(snapshot);
-
     let mut registry = Registry::default();
-    let metrics = ProxyMetrics::new(&mut registry);
     let reload_metrics = ReloadMetrics::new(&mut registry);
-    reload_metrics.published(handle.load().revision);
-    let access_log = AccessLogSink::disabled();
-    if let Err(e) = access_log.configure(access_log_config.enabled, &access_log_config.output) {
-        eprintln!(
-            "tollgate: cannot open access log {:?}: {e}",
-            access_log_config.output
-        );
-        return ExitCode::from(1);
+    if let Mode::Store(opened) = &mode {
+        crate::store_health::export_metrics(&opened.feed, &mut registry);
     }
-
-    let admin_listener = match control.block_on(tollgate_admin::bind(listen.admin)) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("tollgate: {e}");
-            return ExitCode::from(1);
+    let plane = if role.data_plane() {
+        let snapshot = match &mode {
+            Mode::File { loaded, .. } => {
+                load::compile(loaded, &plugins, None, workers, 1).map_err(|e| (e.to_string(), 2))
+            }
+            Mode::Store(opened) => store_mode::compile_state(
+                &opened.control.state(),
+                &config.listen,
+                &plugins,
+                None,
+                workers,
+            )
+            .map_err(|e| {
+                (
+                    format!("tollgate: the store's configuration cannot be compiled:\n{e}"),
+                    1,
+                )
+            }),
+        }?;
+        let https = snapshot.tls.is_some().then_some(listen.proxy_tls);
+        let access_log_config = config.server.access_log.clone();
+        let handle = SnapshotHandle::new(snapshot);
+        reload_metrics.published(handle.load().revision);
+        let metrics = ProxyMetrics::new(&mut registry);
+        let access_log = AccessLogSink::disabled();
+        access_log
+            .configure(access_log_config.enabled, &access_log_config.output)
+            .map_err(|e| {
+                (
+                    format!(
+                        "tollgate: cannot open access log {:?}: {e}",
+                        access_log_config.output
+                    ),
+                    1,
+                )
+            })?;
+        let proxy = Proxy::start(
+            &ProxyConfig {
+                http: listen.proxy,
+                https,
+                workers,
+            },
+            handle.clone(),
+            metrics,
+            access_log.clone(),
+        )
+        .map_err(|e| (format!("tollgate: {e}"), 1))?;
+        tracing::info!(proxy = %listen.proxy, proxy_tls = ?https, workers, "data plane listening");
+        Some((handle, proxy, access_log))
+    } else {
+        if let Mode::Store(opened) = &mode {
+            reload_metrics.published(u64::try_from(opened.feed.current().revision).unwrap_or(0));
         }
+        None
     };
-    let access_log_handle = access_log.clone();
-    let access_log_final = access_log.clone();
-    let proxy = match Proxy::start(
-        &ProxyConfig {
-            http: listen.proxy,
-            https,
-            workers,
-        },
-        handle.clone(),
-        metrics,
-        access_log,
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("tollgate: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    log_listening(listen.proxy, https, listen.admin, workers);
 
     let ready = Arc::new(AtomicBool::new(true));
-    let mut admin_state = tollgate_admin::AdminState::new(Arc::new(registry), ready.clone())
-        .with_api(Some(mode.control()), mode.store());
-    if let Some(path) = &args.admin_token_file {
-        match tollgate_admin::tokens::StaticTokens::load(path) {
-            Ok(tokens) => admin_state = admin_state.with_token_source(Arc::new(tokens)),
-            Err(e) => {
-                eprintln!("tollgate: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let watch = !args.no_watch;
-    let store_poll = args.store_poll;
-    let plane = handle.clone();
-    control.block_on(async move {
-        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        let admin = tokio::spawn(tollgate_admin::serve(admin_listener, admin_state, async {
-            let _ = admin_stopped.await;
-        }));
-        match mode {
-            Mode::File {
-                loaded,
-                path,
-                control,
-            } => {
-                let reloader = Reloader {
-                    path: path.clone(),
-                    plugins,
-                    handle: plane.clone(),
-                    workers,
-                    listen,
-                    metrics: reload_metrics,
-                    access_log: access_log_handle,
-                    watch: std::cell::RefCell::new({
-                        let mut w = crate::watch::ConfigWatch::new(
-                            &path,
-                            std::fs::read_to_string(&path).unwrap_or_default(),
-                        );
-                        w.track(&loaded.config);
-                        w
-                    }),
-                    control: Some(control),
-                };
-                reloader.run_until_shutdown(signals, watch).await;
-            }
-            Mode::Store(opened) => {
-                opened.validator.serve(plane.clone(), workers);
-                let publisher = StorePublisher {
-                    control: opened.control,
-                    feed: opened.feed,
-                    validator: opened.validator,
-                    plugins,
-                    handle: plane.clone(),
-                    listen,
-                    workers,
-                    metrics: reload_metrics,
-                    access_log: access_log_handle,
-                };
-                publisher.run_until_shutdown(signals, store_poll).await;
-            }
-        }
-        ready.store(false, std::sync::atomic::Ordering::Release);
-        let _ = stop_admin.send(());
-        let _ = admin.await;
+    let probe = Arc::new(crate::store_health::Probe {
+        role,
+        handle: plane.as_ref().map(|(h, _, _)| h.clone()),
+        feed: match &mode {
+            Mode::Store(opened) => Some(opened.feed.clone()),
+            Mode::File { .. } => None,
+        },
     });
-
-    let grace = handle.load().server.timeouts.shutdown_grace.get();
-    tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
-    let drained = proxy.shutdown(grace);
-    if drained {
-        tracing::info!("stopped");
+    let registry = Arc::new(registry);
+    let health_only =
+        tollgate_admin::AdminState::new(registry.clone(), ready.clone()).with_probe(probe.clone());
+    let admin = if role.control_plane() {
+        let mut state = health_only
+            .clone()
+            .with_api(Some(mode.control()), mode.store());
+        if let Some(path) = &args.admin_token_file {
+            let tokens = tollgate_admin::tokens::StaticTokens::load(path)
+                .map_err(|e| (format!("tollgate: {e}"), 2))?;
+            state = state.with_token_source(Arc::new(tokens));
+        }
+        let listener = bind_blocking(listen.admin)?;
+        tracing::info!(admin = %listen.admin, "admin listening");
+        Some((listener, state))
     } else {
-        tracing::warn!("stopped before every connection drained");
+        None
+    };
+    let status_addr = args
+        .status_listen
+        .or_else(|| (role == Role::DataPlane).then(|| Listen::default().admin));
+    let status = match status_addr {
+        Some(addr) => {
+            let listener = bind_blocking(addr)?;
+            tracing::info!(status = %addr, "status (health, metrics) listening");
+            Some((listener, health_only))
+        }
+        None => None,
+    };
+    tracing::info!(
+        role = role.name(),
+        "tollgate {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+    Ok(Serving {
+        args,
+        mode,
+        plugins,
+        signals,
+        listen,
+        workers,
+        plane,
+        reload_metrics,
+        admin,
+        status,
+        ready,
+    })
+}
+
+/// Binds a listener (called in the control runtime's context).
+fn bind_blocking(addr: SocketAddr) -> Result<tokio::net::TcpListener, (String, u8)> {
+    let std = std::net::TcpListener::bind(addr)
+        .map_err(|e| (format!("tollgate: cannot listen on {addr}: {e}"), 1))?;
+    std.set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(std))
+        .map_err(|e| (format!("tollgate: cannot listen on {addr}: {e}"), 1))
+}
+
+impl Serving {
+    /// Serves until SIGTERM or SIGINT, then drains and stops.
+    fn run(self, control: &tokio::runtime::Runtime) -> ExitCode {
+        let Self {
+            args,
+            mode,
+            plugins,
+            signals,
+            listen,
+            workers,
+            plane,
+            reload_metrics,
+            admin,
+            status,
+            ready,
+        } = self;
+        let watch = !args.no_watch;
+        let store_poll = args.store_poll;
+        let handle = plane.as_ref().map(|(h, _, _)| h.clone());
+        let access_log = plane.as_ref().map(|(_, _, a)| a.clone());
+        control.block_on(async move {
+            let (stop_listeners, listeners_stopped) = tokio::sync::watch::channel(false);
+            let mut servers = Vec::new();
+            for (listener, state) in admin.into_iter().chain(status) {
+                let mut stopped = listeners_stopped.clone();
+                servers.push(tokio::spawn(tollgate_admin::serve(
+                    listener,
+                    state,
+                    async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    },
+                )));
+            }
+            match (mode, handle, access_log) {
+                (
+                    Mode::File {
+                        loaded,
+                        path,
+                        control,
+                    },
+                    Some(handle),
+                    Some(access_log),
+                ) => {
+                    let reloader = Reloader {
+                        path: path.clone(),
+                        plugins,
+                        handle,
+                        workers,
+                        listen,
+                        metrics: reload_metrics,
+                        access_log,
+                        watch: std::cell::RefCell::new({
+                            let mut w = crate::watch::ConfigWatch::new(
+                                &path,
+                                std::fs::read_to_string(&path).unwrap_or_default(),
+                            );
+                            w.track(&loaded.config);
+                            w
+                        }),
+                        control: Some(control),
+                    };
+                    reloader.run_until_shutdown(signals, watch).await;
+                }
+                (Mode::Store(opened), Some(handle), Some(access_log)) => {
+                    opened.validator.serve(handle.clone(), workers);
+                    let store = opened.feed.store();
+                    let cache = (store.backend() == tollgate_store::Backend::Postgres).then(|| {
+                        crate::store_health::keep_cache(
+                            args.store.cache(),
+                            store.display_url().to_owned(),
+                            Duration::from_secs(1),
+                        )
+                    });
+                    let publisher = StorePublisher {
+                        control: opened.control,
+                        feed: opened.feed,
+                        validator: opened.validator,
+                        plugins,
+                        handle,
+                        listen,
+                        workers,
+                        metrics: reload_metrics,
+                        access_log,
+                        cache,
+                    };
+                    publisher.run_until_shutdown(signals, store_poll).await;
+                }
+                (Mode::Store(opened), _, _) => {
+                    store_mode::follow_until_shutdown(
+                        opened.feed,
+                        reload_metrics,
+                        signals,
+                        store_poll,
+                    )
+                    .await;
+                }
+                (Mode::File { .. }, _, _) => {
+                    tracing::error!("file mode runs both planes");
+                }
+            }
+            ready.store(false, std::sync::atomic::Ordering::Release);
+            let _ = stop_listeners.send(true);
+            for server in servers {
+                let _ = server.await;
+            }
+        });
+
+        let Some((handle, proxy, access_log)) = plane else {
+            tracing::info!("stopped");
+            return ExitCode::SUCCESS;
+        };
+        let grace = handle.load().server.timeouts.shutdown_grace.get();
+        tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
+        let drained = proxy.shutdown(grace);
+        if drained {
+            tracing::info!("stopped");
+        } else {
+            tracing::warn!("stopped before every connection drained");
+        }
+        access_log.close();
+        ExitCode::SUCCESS
     }
-    access_log_final.close();
-    ExitCode::SUCCESS
 }
 
 /// Where the configuration comes from.
@@ -314,7 +491,7 @@ fn open_mode(
         admin: args.admin_listen.unwrap_or(defaults.admin),
     };
     let opened = runtime
-        .block_on(store_mode::open(&args.store, plugins, listen))
+        .block_on(store_mode::open(&args.store, plugins, listen, args.role))
         .map_err(|e| (format!("tollgate: {e}"), 1))?;
     tracing::info!(
         store = opened.feed.store().display_url(),
@@ -322,15 +499,4 @@ fn open_mode(
         "configuration store opened"
     );
     Ok(Mode::Store(opened))
-}
-
-fn log_listening(http: SocketAddr, https: Option<SocketAddr>, admin: SocketAddr, workers: usize) {
-    tracing::info!(
-        proxy = %http,
-        proxy_tls = ?https,
-        admin = %admin,
-        workers,
-        "tollgate {} listening",
-        env!("CARGO_PKG_VERSION")
-    );
 }

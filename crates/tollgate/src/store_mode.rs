@@ -10,9 +10,11 @@ use tollgate_admin::control::Control;
 use tollgate_model::Listen;
 use tollgate_plugin_api::Registry;
 use tollgate_runtime::{CompileOptions, Snapshot, SnapshotHandle, compile};
+use tollgate_store::cache::StateCache;
 use tollgate_store::secrets::SecretKey;
 use tollgate_store::{Feed, State, Store};
 
+use crate::role::Role;
 use crate::validator::CompileValidator;
 
 /// Where the store is and how to protect its secrets.
@@ -22,7 +24,8 @@ pub(crate) struct StoreArgs {
     /// file `tollgate.db` in the data directory.
     #[arg(long, env = "TOLLGATE_STORE")]
     pub(crate) store: Option<String>,
-    /// Directory for the node's own files (SQLite store, secrets key).
+    /// Directory for the node's own files (SQLite store, secrets key, local copy of the last
+    /// state served from a PostgreSQL store).
     #[arg(long, env = "TOLLGATE_DATA_DIR", default_value = "tollgate-data")]
     pub(crate) data_dir: PathBuf,
     /// Key that encrypts secrets at rest (32 bytes or their base64); created in the data
@@ -58,6 +61,11 @@ impl StoreArgs {
         Store::open(&self.url()).await.map_err(|e| e.to_string())
     }
 
+    /// The node's copy of the last state it served.
+    pub(crate) fn cache(&self) -> StateCache {
+        StateCache::in_dir(&self.data_dir)
+    }
+
     /// Loads (or creates) the secrets key.
     pub(crate) fn secret_key(&self) -> Result<SecretKey, String> {
         let path = match &self.secret_key_file {
@@ -87,15 +95,18 @@ pub(crate) struct Opened {
     pub(crate) validator: Arc<CompileValidator>,
 }
 
-/// Opens the store and loads its state.
+/// Opens the store and loads its state. A data-plane node whose PostgreSQL store cannot be
+/// reached starts from its local cache (if it has one from that store) and reads the store
+/// when it returns; anything else that keeps the store from opening (wrong credentials,
+/// unknown database, newer schema, bad URL) is an error.
 pub(crate) async fn open(
     args: &StoreArgs,
     plugins: &Registry,
     listen: Listen,
+    role: Role,
 ) -> Result<Opened, String> {
     let key = Arc::new(args.secret_key()?);
-    let store = args.open().await?;
-    let feed = Feed::open(store).await.map_err(|e| e.to_string())?;
+    let feed = open_feed(args, role).await?;
     let validator = Arc::new(CompileValidator::new(plugins.clone()));
     let debugger = Arc::new(crate::debugger::SandboxDebugger {
         plugins: plugins.clone(),
@@ -108,6 +119,52 @@ pub(crate) async fn open(
         feed,
         validator,
     })
+}
+
+async fn open_feed(args: &StoreArgs, role: Role) -> Result<Arc<Feed>, String> {
+    // The SQLite store, and for a PostgreSQL store the local state cache, live there.
+    args.prepare_data_dir()?;
+    let url = args.url();
+    let opened = match Store::open(&url).await {
+        Ok(store) => Feed::open(store).await,
+        Err(e) => Err(e),
+    };
+    let error = match opened {
+        Ok(feed) => return Ok(feed),
+        Err(e) if e.is_unreachable() && role.data_plane() && !url.starts_with("sqlite:") => e,
+        Err(e) => return Err(e.to_string()),
+    };
+    let cache = args.cache();
+    let cached = match cache.load() {
+        Ok(Some(cached)) => cached,
+        Ok(None) => {
+            return Err(format!(
+                "{error}\n(no local copy of the last state served in {} to start from)",
+                args.data_dir.display()
+            ));
+        }
+        Err(e) => {
+            return Err(format!(
+                "{error}\n(the local state cache cannot be used: {e})"
+            ));
+        }
+    };
+    let store = Store::open_lazy(&url).map_err(|e| e.to_string())?;
+    if cached.store != store.display_url() {
+        return Err(format!(
+            "{error}\n(the local state cache {} is from another store, {})",
+            cache.path().display(),
+            cached.store
+        ));
+    }
+    tracing::warn!(
+        store = store.display_url(),
+        error = %error,
+        revision = cached.state.revision,
+        saved_at = %tollgate_model::Timestamp::from_unix(cached.saved_at),
+        "the store is unreachable: serving the state of the local cache until it returns"
+    );
+    Ok(Feed::from_cache(store, cached.state, &error))
 }
 
 /// Compiles a state into a snapshot (its revision is the store revision).
@@ -148,6 +205,8 @@ pub(crate) struct StorePublisher {
     pub(crate) workers: usize,
     pub(crate) metrics: crate::reload::ReloadMetrics,
     pub(crate) access_log: tollgate_proxy::AccessLogSink,
+    /// Where served states go to be cached locally (PostgreSQL stores).
+    pub(crate) cache: Option<tokio::sync::watch::Sender<Option<Arc<State>>>>,
 }
 
 impl StorePublisher {
@@ -160,6 +219,11 @@ impl StorePublisher {
         } = signals;
         let watcher = self.feed.watch(poll);
         let mut states = self.control.subscribe();
+        if let Some(cache) = &self.cache
+            && !self.feed.health().from_cache
+        {
+            cache.send_replace(Some(self.feed.current()));
+        }
         loop {
             tokio::select! {
                 changed = states.changed() => {
@@ -210,6 +274,9 @@ impl StorePublisher {
                 }
                 let revision = snapshot.revision;
                 self.handle.publish(snapshot);
+                if let Some(cache) = &self.cache {
+                    cache.send_replace(Some(state.clone()));
+                }
                 self.metrics.success(revision);
                 tracing::info!(
                     revision,
@@ -232,4 +299,40 @@ impl StorePublisher {
             }
         }
     }
+}
+
+/// A control-plane node: keeps the state current for the admin API (no data plane to compile
+/// for) until SIGTERM or SIGINT.
+pub(crate) async fn follow_until_shutdown(
+    feed: Arc<Feed>,
+    metrics: crate::reload::ReloadMetrics,
+    signals: crate::reload::Signals,
+    poll: Duration,
+) {
+    let crate::reload::Signals {
+        mut hup,
+        mut term,
+        mut int,
+    } = signals;
+    let watcher = feed.watch(poll);
+    let mut states = feed.subscribe();
+    loop {
+        tokio::select! {
+            changed = states.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let revision = states.borrow_and_update().revision;
+                metrics.published(u64::try_from(revision).unwrap_or(0));
+            }
+            _ = hup.recv() => {
+                if let Err(e) = feed.refresh().await {
+                    tracing::warn!(error = %e, "SIGHUP: cannot read the store");
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    watcher.abort();
 }

@@ -5,7 +5,10 @@ PostgreSQL database; managed through the admin API and the CLI.
 admin token created with ``tollgate admin token create``), ``api(method, path, json=None,
 token=..., headers=None, content=None) -> httpx.Response``, ``cli(*args, token=...) ->
 CompletedProcess``, ``create_token(role) -> str``, ``start()``, ``stop()``, ``kill()``,
-``stderr_text()``, ``wait_live(check, timeout)``.
+``stderr_text()``, ``wait_live(check, timeout)``, ``health()`` (the ``/health/ready`` JSON).
+
+``role``: ``all`` (default), ``data-plane`` (no admin API; ``admin_url`` is then its status
+listener: health and metrics only) or ``control-plane`` (no proxy listener).
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ class PostgresDatabase:
 
 class StoreGateway:
     def __init__(self, bin_path: str, workdir: Path, *, store_url: str | None = None,
-                 env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+                 env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+                 role: str = "all") -> None:
         self.bin_path = bin_path
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -60,6 +64,7 @@ class StoreGateway:
         if env:
             self.env.update(env)
         self.args = list(args)
+        self.role = role
         self.proxy_port = free_port()
         self.admin_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -83,9 +88,14 @@ class StoreGateway:
         return f"http://127.0.0.1:{self.admin_port}"
 
     def start(self, wait_ready: bool = True) -> "StoreGateway":
-        cmd = [self.bin_path, "run", *self.store_args(),
-               "--listen", f"127.0.0.1:{self.proxy_port}",
-               "--admin-listen", f"127.0.0.1:{self.admin_port}", *self.args]
+        cmd = [self.bin_path, "run", *self.store_args(), "--role", self.role]
+        if self.role != "control-plane":
+            cmd += ["--listen", f"127.0.0.1:{self.proxy_port}"]
+        if self.role == "data-plane":
+            cmd += ["--status-listen", f"127.0.0.1:{self.admin_port}"]
+        else:
+            cmd += ["--admin-listen", f"127.0.0.1:{self.admin_port}"]
+        cmd += self.args
         self._stderr_fh = open(self._stderr_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stderr_fh,
                                      stderr=self._stderr_fh, env=self.env, cwd=self.workdir)
@@ -105,6 +115,10 @@ class StoreGateway:
                 pass
             time.sleep(0.05)
         raise GatewayError(f"tollgate not ready after {timeout}s:\n{self.stderr_text()}")
+
+    def health(self) -> dict[str, Any]:
+        """The ``/health/ready`` report: status, revision served, role, store condition."""
+        return httpx.get(self.admin_url + "/health/ready", timeout=5).json()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.proc is None:

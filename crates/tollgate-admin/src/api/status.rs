@@ -28,11 +28,34 @@ pub(crate) enum BackendName {
     Postgres,
 }
 
+/// The store as this node sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StoreStatus {
+    /// The last read of the store succeeded.
+    reachable: bool,
+    /// Why the last read failed, while the store is unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// Unix seconds since when the store has been unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreachable_since: Option<i64>,
+    /// The newest store revision this node has read.
+    revision: i64,
+    /// The node serves the state of its local cache and has not read the store since.
+    from_cache: bool,
+    /// PostgreSQL: the change-notification connection is up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listening: Option<bool>,
+}
+
 /// What this node serves.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Status {
     /// The configuration revision this node serves.
     revision: i64,
+    /// The store's condition (store mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<StoreStatus>,
     /// Whether writes are refused (file mode).
     read_only: bool,
     /// Where the configuration comes from.
@@ -41,7 +64,7 @@ pub(crate) struct Status {
     version: String,
 }
 
-/// What this node serves: revision, mode, backend.
+/// What this node serves: revision, mode, backend, and the store's condition.
 #[utoipa::path(
     get,
     path = "/status",
@@ -57,6 +80,14 @@ async fn status(_: Viewer, State(state): State<ApiState>) -> Json<Status> {
     };
     Json(Status {
         revision: state.control.state().revision,
+        store: state.control.store_health().map(|h| StoreStatus {
+            reachable: h.reachable,
+            error: h.error,
+            unreachable_since: h.unreachable_since,
+            revision: h.revision,
+            from_cache: h.from_cache,
+            listening: h.listening,
+        }),
         read_only: state.control.read_only(),
         backend,
         version: env!("CARGO_PKG_VERSION").to_owned(),

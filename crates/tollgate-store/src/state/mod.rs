@@ -231,6 +231,47 @@ impl State {
         Ok(())
     }
 
+    /// The documents this state was built from: [`State::from_loaded`] of the result gives
+    /// the same state back. (Kinds this binary does not know were dropped when it read them.)
+    pub fn to_loaded(&self) -> Result<Loaded, StoreError> {
+        fn docs<C: Collection>(state: &State, out: &mut Vec<Doc>) -> Result<(), StoreError> {
+            for (key, entry) in C::map(state) {
+                out.push(doc(C::KIND, C::doc_key(key), entry)?);
+            }
+            Ok(())
+        }
+        fn doc<T: Serialize>(kind: &str, key: String, entry: &Entry<T>) -> Result<Doc, StoreError> {
+            let body = serde_json::to_string(&entry.value).map_err(|e| StoreError::Corrupt {
+                kind: kind.to_owned(),
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+            Ok(Doc {
+                kind: kind.to_owned(),
+                key,
+                body: Some(body),
+                revision: entry.revision,
+                created_at: entry.created_at,
+                updated_at: entry.updated_at,
+            })
+        }
+        let mut out = Vec::new();
+        if let Some(settings) = &self.settings {
+            out.push(doc(kind::SETTINGS, "server".to_owned(), settings)?);
+        }
+        docs::<Services>(self, &mut out)?;
+        docs::<Policies>(self, &mut out)?;
+        docs::<Environments>(self, &mut out)?;
+        docs::<Consumers>(self, &mut out)?;
+        docs::<ApiVersions>(self, &mut out)?;
+        docs::<Deployments>(self, &mut out)?;
+        docs::<Releases>(self, &mut out)?;
+        Ok(Loaded {
+            revision: self.revision,
+            docs: out,
+        })
+    }
+
     /// The versions of one API, oldest first.
     pub fn versions_of<'a>(
         &'a self,

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Cluster benchmark: N nodes on one PostgreSQL database, changes made through node 1.
+
+Creates a fresh database on the local PostgreSQL (dropped afterwards), loads ROUTES routes with
+one `config apply` through node 1, restarts the nodes (so `workers: 1` applies), then
+
+1. measures request latency on node 2 (a node that learns of changes through the feed) with
+   wrk, without changes (baseline);
+2. runs wrk on node 2 again while making CHANGES admin writes through node 1 (each replaces the
+   global `response-headers` policy, so every route's answers change) and, for each change,
+   measures the time from sending the write to every other node answering with the new header
+   (propagation);
+3. records each node's RSS.
+
+All nodes share --gateway-cores (default core 0); wrk runs on core 1. Reports propagation
+p50/p99/max, request p99 without/with changes and their ratio, and RSS per node, in
+bench/results/cluster.md and .json. Targets (issue 4): at 10,000 routes and 3 nodes,
+propagation p99 < 1 s, p99 during changes within 20 % of p99 without.
+
+    .venv/bin/python bench/cluster.py [--routes 10000] [--nodes 3] [--changes 100]
+        [--postgres postgres://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from control_plane import config_yaml, free_port, parse_wrk_p99_ms, percentile, pin  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Node:
+    def __init__(self, binary: str, workdir: Path, store: str, key: Path, cores: str) -> None:
+        self.binary, self.workdir, self.store, self.key, self.cores = binary, workdir, store, key, cores
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.data = workdir / "data"
+        self.proxy, self.admin = free_port(), free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.workdir / "tollgate.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [*pin(self.cores), self.binary, "run", "--store", self.store, "--data-dir", str(self.data),
+             "--secret-key-file", str(self.key), "--listen", f"127.0.0.1:{self.proxy}",
+             "--admin-listen", f"127.0.0.1:{self.admin}", "--log-level", "warn"],
+            stdout=log, stderr=log)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.admin}/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"node did not start; see {self.workdir / 'tollgate.log'}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+
+
+def wrk(port: int, seconds: int, path: str) -> subprocess.Popen:
+    return subprocess.Popen([*pin(1), "wrk", "-t1", "-c16", f"-d{seconds}s", "--latency",
+                             f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True)
+
+
+def run(args: argparse.Namespace) -> dict:
+    import psycopg
+
+    db = f"tollgate_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(args.postgres, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {db}")
+    store = args.postgres.rsplit("/", 1)[0] + "/" + db
+    tmp = Path(tempfile.mkdtemp(prefix="tollgate-cluster-bench-"))
+    nodes: list[Node] = []
+    try:
+        key = tmp / "secret.key"
+        key.write_text(base64.b64encode(os.urandom(32)).decode())
+        nodes = [Node(args.bin, tmp / f"node{i}", store, key, args.gateway_cores) for i in range(args.nodes)]
+        token = subprocess.run([args.bin, "admin", "token", "create", "--role", "admin", "--store", store,
+                                "--data-dir", str(nodes[0].data), "--secret-key-file", str(key)],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        nodes[0].start()
+        nodes[0].wait_ready()
+        admin = httpx.Client(base_url=f"http://127.0.0.1:{nodes[0].admin}",
+                             headers={"Authorization": f"Bearer {token}"}, timeout=120)
+        r = admin.post("/api/v1/config/apply", content=config_yaml(args.routes),
+                       headers={"Content-Type": "application/yaml"})
+        r.raise_for_status()
+        nodes[0].stop()
+        for node in nodes:
+            node.start()
+        for node in nodes:
+            node.wait_ready()
+        path = "/api0/r0"
+        clients = [httpx.Client(base_url=f"http://127.0.0.1:{n.proxy}", timeout=5) for n in nodes]
+        for c in clients:
+            assert c.get(path).headers.get("x-bench-rev") == "0"
+        measured = nodes[1] if len(nodes) > 1 else nodes[0]
+        base = wrk(measured.proxy, args.seconds, path)
+        baseline_p99 = parse_wrk_p99_ms(base.communicate()[0])
+        load = wrk(measured.proxy, args.seconds + 60, path)
+        time.sleep(1)
+        propagation: list[float] = []
+        for i in range(1, args.changes + 1):
+            started = time.monotonic()
+            w = admin.put("/api/v1/policies/response-headers", json={
+                "name": "response-headers", "config": {"set": {"x-bench-rev": str(i)}}})
+            w.raise_for_status()
+            pending = list(clients[1:]) or clients
+            while pending:
+                pending = [c for c in pending if c.get(path).headers.get("x-bench-rev") != str(i)]
+                if time.monotonic() - started > 10:
+                    raise RuntimeError(f"change {i} not live everywhere after 10 s")
+                if pending:
+                    time.sleep(0.002)
+            propagation.append(time.monotonic() - started)
+            time.sleep(0.05)
+        load.send_signal(signal.SIGINT)
+        during_p99 = parse_wrk_p99_ms(load.communicate()[0])
+        rss = [round(n.rss_mb(), 1) for n in nodes]
+        return {
+            "routes": args.routes,
+            "nodes": args.nodes,
+            "changes": args.changes,
+            "propagation_p50_ms": round(percentile(propagation, 50) * 1000, 1),
+            "propagation_p99_ms": round(percentile(propagation, 99) * 1000, 1),
+            "propagation_max_ms": round(max(propagation) * 1000, 1),
+            "p99_without_changes_ms": round(baseline_p99, 3),
+            "p99_during_changes_ms": round(during_p99, 3),
+            "p99_ratio": round(during_p99 / baseline_p99, 2),
+            "rss_mb_per_node": rss,
+        }
+    finally:
+        for node in nodes:
+            try:
+                node.stop()
+            except Exception:  # noqa: BLE001
+                if node.proc:
+                    node.proc.kill()
+        with psycopg.connect(args.postgres, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--routes", type=int, default=10000)
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--changes", type=int, default=100)
+    ap.add_argument("--seconds", type=int, default=10, help="baseline wrk duration")
+    ap.add_argument("--postgres", default=os.environ.get(
+        "TOLLGATE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"))
+    ap.add_argument("--bin", default=str(REPO / "target" / "release" / "tollgate"))
+    ap.add_argument("--gateway-cores", default="0", help="cores the nodes may use (wrk stays on core 1)")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)
+        return 1
+    result = run(args)
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cluster.json").write_text(json.dumps(result, indent=2) + "\n")
+    r = result
+    table = "\n".join([
+        "| routes | nodes | propagation p50 | p99 | max | req p99 without changes | with changes | ratio | RSS per node |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| {r['routes']:,} | {r['nodes']} | {r['propagation_p50_ms']} ms | {r['propagation_p99_ms']} ms "
+        f"| {r['propagation_max_ms']} ms | {r['p99_without_changes_ms']} ms | {r['p99_during_changes_ms']} ms "
+        f"| {r['p99_ratio']}× | {', '.join(f'{m} MB' for m in r['rss_mb_per_node'])} |",
+    ])
+    (out / "cluster.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

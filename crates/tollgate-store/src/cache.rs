@@ -1,0 +1,256 @@
+//! A node's local copy of the last state it served, in its data directory, so that a node
+//! (re)started while its store is unreachable can serve that state until the store returns.
+//!
+//! The file holds the store's documents as they are at rest (secrets hashed or encrypted, as
+//! in the store), readable by the node's user only. It is written atomically (a temporary
+//! file, synced, then renamed), so a crash mid-write leaves the previous copy.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Doc, Loaded, State, StoreError};
+
+/// File name of the cache in a data directory.
+pub const FILE_NAME: &str = "state-cache.json";
+
+/// Version of the file layout.
+const FORMAT: u32 = 1;
+
+/// The cache file of one node.
+#[derive(Debug, Clone)]
+pub struct StateCache {
+    path: PathBuf,
+}
+
+/// What [`StateCache::load`] found.
+#[derive(Debug)]
+pub struct Cached {
+    /// The state.
+    pub state: State,
+    /// The store it was read from (credentials removed).
+    pub store: String,
+    /// Unix seconds when it was written.
+    pub saved_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheFile {
+    format: u32,
+    store: String,
+    revision: i64,
+    saved_at: i64,
+    docs: Vec<CachedDoc>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CachedDoc {
+    kind: String,
+    key: String,
+    body: String,
+    revision: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl StateCache {
+    /// The cache in `data_dir`.
+    pub fn in_dir(data_dir: &Path) -> Self {
+        Self {
+            path: data_dir.join(FILE_NAME),
+        }
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `state` read from `store` (a display URL). Blocking: call it off the request
+    /// path (it is a few MB at 10,000 routes).
+    pub fn save(&self, state: &State, store: &str) -> Result<(), StoreError> {
+        let loaded = state.to_loaded()?;
+        let file = CacheFile {
+            format: FORMAT,
+            store: store.to_owned(),
+            revision: loaded.revision,
+            saved_at: crate::db::unix_now(),
+            docs: loaded
+                .docs
+                .into_iter()
+                .filter_map(|d| {
+                    Some(CachedDoc {
+                        body: d.body?,
+                        kind: d.kind,
+                        key: d.key,
+                        revision: d.revision,
+                        created_at: d.created_at,
+                        updated_at: d.updated_at,
+                    })
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&file).map_err(|e| StoreError::Corrupt {
+            kind: "cache".into(),
+            key: self.path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        self.write_atomically(&bytes)
+            .map_err(|source| StoreError::Io {
+                context: format!("cannot write the state cache {}", self.path.display()),
+                source,
+            })
+    }
+
+    fn write_atomically(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("json.tmp");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent()
+            && let Ok(dir) = std::fs::File::open(dir)
+        {
+            // The rename is durable once the directory is synced; failing that is harmless.
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Reads the cache; `Ok(None)` when there is none.
+    pub fn load(&self) -> Result<Option<Cached>, StoreError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    context: format!("cannot read the state cache {}", self.path.display()),
+                    source,
+                });
+            }
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            kind: "cache".into(),
+            key: self.path.display().to_string(),
+            reason,
+        };
+        let file: CacheFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if file.format != FORMAT {
+            return Err(corrupt(format!(
+                "format {} is not the one this binary writes ({FORMAT})",
+                file.format
+            )));
+        }
+        let loaded = Loaded {
+            revision: file.revision,
+            docs: file
+                .docs
+                .into_iter()
+                .map(|d| Doc {
+                    kind: d.kind,
+                    key: d.key,
+                    body: Some(d.body),
+                    revision: d.revision,
+                    created_at: d.created_at,
+                    updated_at: d.updated_at,
+                })
+                .collect(),
+        };
+        Ok(Some(Cached {
+            state: State::from_loaded(&loaded)?,
+            store: file.store,
+            saved_at: file.saved_at,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use tollgate_model::Service;
+
+    use super::*;
+    use crate::Entry;
+
+    fn state() -> State {
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "name": "billing",
+            "targets": [{"url": "http://127.0.0.1:9000"}]
+        }))
+        .unwrap();
+        State {
+            revision: 42,
+            services: BTreeMap::from([(
+                "billing".to_owned(),
+                Arc::new(Entry::new_at(service, 40, 1_700_000_000, 1_700_000_100)),
+            )]),
+            ..State::default()
+        }
+    }
+
+    /// A fresh directory under the system's temporary directory, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let dir = std::env::temp_dir().join(format!(
+                "tollgate_cache_test_{}_{nanos}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_saved_state_loads_back_identical() {
+        let dir = TempDir::new();
+        let cache = StateCache::in_dir(&dir.0);
+        assert!(cache.load().unwrap().is_none());
+        cache
+            .save(&state(), "postgres://tollgate@db/tollgate")
+            .unwrap();
+        let cached = cache.load().unwrap().unwrap();
+        assert_eq!(cached.store, "postgres://tollgate@db/tollgate");
+        assert_eq!(cached.state.revision, 42);
+        assert_eq!(cached.state.services, state().services);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(cache.path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_damaged_cache_is_an_error_naming_the_file() {
+        let dir = TempDir::new();
+        let cache = StateCache::in_dir(&dir.0);
+        std::fs::write(cache.path(), b"{\"format\": 1, \"store\"").unwrap();
+        let err = cache.load().unwrap_err().to_string();
+        assert!(err.contains(FILE_NAME), "{err}");
+    }
+}

@@ -65,10 +65,17 @@ def set_rev(node, value: str) -> None:
     assert r.status_code == 200, r.text
 
 
+_clients: dict[str, httpx.Client] = {}
+
+
 def rev_of(node) -> str | None:
+    """The x-rev header node answers with now (one kept-alive connection per node, so that
+    polling measures the node, not connection setup)."""
+    client = _clients.setdefault(node.proxy_url, httpx.Client(timeout=2))
     try:
-        return httpx.get(node.proxy_url + "/hi", timeout=2).headers.get("x-rev")
+        return client.get(node.proxy_url + "/hi").headers.get("x-rev")
     except httpx.HTTPError:
+        _clients.pop(node.proxy_url, None).close()
         return None
 
 
@@ -77,7 +84,7 @@ def wait_rev(node, value: str, timeout: float) -> float:
     while time.monotonic() - started < timeout:
         if rev_of(node) == value:
             return time.monotonic() - started
-        time.sleep(0.005)
+        time.sleep(0.001)
     raise AssertionError(f"x-rev {value!r} not live on {node.proxy_url} within {timeout}s "
                          f"(serves {rev_of(node)!r}):\n{node.stderr_text()[-2000:]}")
 
@@ -328,6 +335,51 @@ def test_losing_the_store_loses_no_request(store_gateway_factory, tmp_path):
         pg.destroy()
 
 
+@pytest.mark.timeout(180)
+def test_a_store_that_stops_answering_never_holds_up_traffic(store_gateway_factory, postgres_db,
+                                                             tmp_path):
+    from support.tcp_relay import TcpRelay
+
+    port = int(postgres_db.url.rsplit(":", 1)[1].split("/")[0])
+    relay = TcpRelay(port)
+    try:
+        url = postgres_db.url.replace(f":{port}/", f":{relay.port}/")
+        (node,) = start_nodes(store_gateway_factory, url, tmp_path, roles=("all",))
+        apply_base(node, tmp_path)
+        wait_rev(node, "0", 5)
+        load = Load([node]).start()
+        time.sleep(0.5)
+        relay.freeze()
+        # An admin write fails within the store's timeouts instead of hanging.
+        started = time.monotonic()
+        r = node.api("PUT", "/api/v1/policies/response-headers",
+                     json={"name": "response-headers", "config": {"set": {"x-rev": "frozen"}}})
+        took = time.monotonic() - started
+        assert r.status_code == 503, r.text
+        assert took < 25, took
+        deadline = time.monotonic() + 30
+        while node.health()["store"]["reachable"]:
+            assert time.monotonic() < deadline, node.health()
+            time.sleep(0.2)
+        assert metric(node, "tollgate_store_reachable") == 0
+        assert rev_of(node) == "0"
+        relay.thaw()
+        deadline = time.monotonic() + 40
+        while True:
+            r = node.api("PUT", "/api/v1/policies/response-headers",
+                         json={"name": "response-headers", "config": {"set": {"x-rev": "thawed"}}})
+            if r.status_code == 200:
+                break
+            assert time.monotonic() < deadline, r.text
+            time.sleep(0.5)
+        wait_rev(node, "thawed", 5)
+        load.stop()
+        assert load.failures == [], load.failures[:10]
+        assert load.ok > 200, load.ok
+    finally:
+        relay.close()
+
+
 # ------------------------------------------------------------------------------ bad stores
 
 
@@ -342,6 +394,9 @@ def run_briefly(tollgate_bin, tmp_path, store_url, timeout=40):
 
 def test_unusable_stores_are_clear_startup_errors(tollgate_bin, postgres_db, tmp_path):
     base = postgres_db.url.rsplit("/", 1)[0]
+    # not a store URL at all: bad usage
+    done, _ = run_briefly(tollgate_bin, tmp_path, "mysql://db/tollgate")
+    assert done.returncode == 2 and "expected sqlite:PATH or postgres://" in done.stderr, done.stderr
     # unknown database
     done, _ = run_briefly(tollgate_bin, tmp_path, base + "/no_such_db_tollgate")
     assert done.returncode == 1 and "no_such_db_tollgate" in done.stderr, done.stderr

@@ -492,7 +492,7 @@ fn open_mode(
     };
     let opened = runtime
         .block_on(store_mode::open(&args.store, plugins, listen, args.role))
-        .map_err(|e| (format!("tollgate: {e}"), 1))?;
+        .map_err(|(e, code)| (format!("tollgate: {e}"), code))?;
     tracing::info!(
         store = opened.feed.store().display_url(),
         revision = opened.control.state().revision,

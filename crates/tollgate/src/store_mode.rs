@@ -104,8 +104,8 @@ pub(crate) async fn open(
     plugins: &Registry,
     listen: Listen,
     role: Role,
-) -> Result<Opened, String> {
-    let key = Arc::new(args.secret_key()?);
+) -> Result<Opened, (String, u8)> {
+    let key = Arc::new(args.secret_key().map_err(|e| (e, 1))?);
     let feed = open_feed(args, role).await?;
     let validator = Arc::new(CompileValidator::new(plugins.clone()));
     let debugger = Arc::new(crate::debugger::SandboxDebugger {
@@ -121,9 +121,11 @@ pub(crate) async fn open(
     })
 }
 
-async fn open_feed(args: &StoreArgs, role: Role) -> Result<Arc<Feed>, String> {
+/// The store's feed; errors come with their exit code (2 for a store URL that cannot be used:
+/// bad usage; 1 for the rest).
+async fn open_feed(args: &StoreArgs, role: Role) -> Result<Arc<Feed>, (String, u8)> {
     // The SQLite store, and for a PostgreSQL store the local state cache, live there.
-    args.prepare_data_dir()?;
+    args.prepare_data_dir().map_err(|e| (e, 1))?;
     let url = args.url();
     let opened = match Store::open(&url).await {
         Ok(store) => Feed::open(store).await,
@@ -132,29 +134,37 @@ async fn open_feed(args: &StoreArgs, role: Role) -> Result<Arc<Feed>, String> {
     let error = match opened {
         Ok(feed) => return Ok(feed),
         Err(e) if e.is_unreachable() && role.data_plane() && !url.starts_with("sqlite:") => e,
-        Err(e) => return Err(e.to_string()),
+        Err(e @ tollgate_store::StoreError::InvalidUrl { .. }) => return Err((e.to_string(), 2)),
+        Err(e) => return Err((e.to_string(), 1)),
     };
     let cache = args.cache();
     let cached = match cache.load() {
         Ok(Some(cached)) => cached,
         Ok(None) => {
-            return Err(format!(
-                "{error}\n(no local copy of the last state served in {} to start from)",
-                args.data_dir.display()
+            return Err((
+                format!(
+                    "{error}\n(no local copy of the last state served in {} to start from)",
+                    args.data_dir.display()
+                ),
+                1,
             ));
         }
         Err(e) => {
-            return Err(format!(
-                "{error}\n(the local state cache cannot be used: {e})"
+            return Err((
+                format!("{error}\n(the local state cache cannot be used: {e})"),
+                1,
             ));
         }
     };
-    let store = Store::open_lazy(&url).map_err(|e| e.to_string())?;
+    let store = Store::open_lazy(&url).map_err(|e| (e.to_string(), 1))?;
     if cached.store != store.display_url() {
-        return Err(format!(
-            "{error}\n(the local state cache {} is from another store, {})",
-            cache.path().display(),
-            cached.store
+        return Err((
+            format!(
+                "{error}\n(the local state cache {} is from another store, {})",
+                cache.path().display(),
+                cached.store
+            ),
+            1,
         ));
     }
     tracing::warn!(

@@ -102,6 +102,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         Mode::Store(opened) => store_mode::compile_state(
             &opened.control.state(),
             &config.listen,
+            opened.control.secret_key(),
             &plugins,
             None,
             workers,
@@ -121,7 +122,13 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         }
     };
     let listen = config.listen.clone();
-    let https = snapshot.tls.is_some().then_some(listen.proxy_tls);
+    // File mode binds the TLS listener when the file has certificates. Store mode also binds
+    // it when `--listen-tls` is given, so that certificates created later through the admin
+    // API are served without a restart (without either, the listener opens on the next
+    // start after a certificate exists).
+    let tls_wanted =
+        snapshot.tls.is_some() || matches!(mode, Mode::Store(_)) && args.listen_tls.is_some();
+    let https = tls_wanted.then_some(listen.proxy_tls);
     let access_log_config = config.server.access_log.clone();
     let handle = SnapshotHandle::new(snapshot);
 
@@ -223,6 +230,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
                     workers,
                     metrics: reload_metrics,
                     access_log: access_log_handle,
+                    tls_listener: https.is_some(),
                 };
                 publisher.run_until_shutdown(signals, store_poll).await;
             }

@@ -51,4 +51,4 @@ pub use service::{MockBackend, Pool, Protocol, Service, Target, UpstreamTimeouts
 pub use timestamp::Timestamp;
 pub use tls::{CertificateFile, TlsConfig, TlsVersion};
 pub use validate::{TargetUrl, validate};
-pub use x509::{CertificateChain, CertificateDetails, parse_certificate_chain};
+pub use x509::{CertificateChain, CertificateDetails, parse_certificate_chain, unfold_pem};

@@ -3,6 +3,8 @@
 //! resolver and the admin API's views; whether a private key fits a certificate needs
 //! cryptography and is checked by the runtime when it builds the resolver.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
@@ -72,6 +74,7 @@ impl CertificateDetails {
 /// certificate, blocks that are not valid PEM or X.509, and any private key block (the chain
 /// is public: reads and exports show it).
 pub fn parse_certificate_chain(pem: &str) -> Result<CertificateChain, String> {
+    let pem = unfold_pem(pem);
     let mut der = Vec::new();
     for (i, block) in Pem::iter_from_buffer(pem.as_bytes()).enumerate() {
         let block = block.map_err(|e| format!("PEM block {i} cannot be read: {e}"))?;
@@ -101,6 +104,43 @@ pub fn parse_certificate_chain(pem: &str) -> Result<CertificateChain, String> {
             .map_err(|e| format!("certificate {i} of the chain is not valid X.509: {e}"))?;
     }
     Ok(CertificateChain { der, leaf })
+}
+
+/// PEM text whose line breaks were folded into spaces (what `${VAR}` holding a PEM file
+/// becomes inside a YAML string) with its lines restored; other text as it is.
+pub fn unfold_pem(text: &str) -> Cow<'_, str> {
+    const BEGIN: &str = "-----BEGIN ";
+    const END: &str = "-----END ";
+    const DASHES: &str = "-----";
+    if text.contains('\n') || !text.contains(BEGIN) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(header_len) = rest[start + BEGIN.len()..].find(DASHES) else {
+            break;
+        };
+        let header_end = start + BEGIN.len() + header_len + DASHES.len();
+        let Some(body_len) = rest[header_end..].find(END) else {
+            break;
+        };
+        let footer_start = header_end + body_len;
+        let Some(footer_len) = rest[footer_start + END.len()..].find(DASHES) else {
+            break;
+        };
+        let footer_end = footer_start + END.len() + footer_len + DASHES.len();
+        out.push_str(&rest[start..header_end]);
+        out.push('\n');
+        for word in rest[header_end..footer_start].split_whitespace() {
+            out.push_str(word);
+            out.push('\n');
+        }
+        out.push_str(&rest[footer_start..footer_end]);
+        out.push('\n');
+        rest = &rest[footer_end..];
+    }
+    Cow::Owned(out)
 }
 
 fn details(der: &[u8]) -> Result<CertificateDetails, String> {
@@ -204,6 +244,17 @@ mod tests {
         );
         let cn = parse_certificate_chain(&pem("cn-only.crt")).unwrap().leaf;
         assert_eq!(cn.default_hosts(), ["cn.test"]);
+    }
+
+    #[test]
+    fn pem_folded_into_one_line_is_unfolded() {
+        let text = format!("{}{}", pem("a.crt"), pem("b.crt"));
+        let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        // Folding splits "BEGIN CERTIFICATE" only at its own space, which unfolding keeps.
+        assert_eq!(unfold_pem(&folded), text);
+        assert_eq!(parse_certificate_chain(&folded).unwrap().der.len(), 2);
+        assert!(matches!(unfold_pem(&text), Cow::Borrowed(_)));
+        assert_eq!(unfold_pem("no pem"), "no pem");
     }
 
     #[test]

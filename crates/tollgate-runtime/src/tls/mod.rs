@@ -17,7 +17,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tollgate_model::{
     Certificate, CertificateFile, Config, Diagnostic, FieldPath, Timestamp, TlsVersion,
-    parse_certificate_chain,
+    parse_certificate_chain, unfold_pem,
 };
 
 use self::resolver::SniResolver;
@@ -156,7 +156,7 @@ fn load_inline(
             "an encrypted key can only be used by the store that encrypted it: in a configuration file give `key` (PEM text)",
         ));
     };
-    let key = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| {
+    let key = PrivateKeyDer::from_pem_slice(unfold_pem(pem).as_bytes()).map_err(|e| {
         let reason = match e {
             rustls_pki_types::pem::Error::NoItemsFound => "no private key block found",
             _ => "the PEM text cannot be read",

@@ -2,8 +2,8 @@
 
 - every field of every configuration wire type (the `pub <field>:` lines of the structs, and the
   fields of the struct-like variants of the enums, in
-  crates/tollgate-model/src/{listen,server,tls,service,api,policy,parse,environment,consumer,
-  timestamp}.rs) is documented in docs/configuration.md, written as `name`;
+  crates/tollgate-model/src/{listen,server,tls,certificate,service,api,policy,parse,
+  environment,consumer,timestamp}.rs) is documented in docs/configuration.md, written as `name`;
 - every metric the binary registers (crates/tollgate-proxy/src/metrics.rs,
   crates/tollgate/src/reload.rs) is documented in docs/operations.md, and every label of a
   labelled metric is listed, as `label`, in that metric's row of the metrics table;
@@ -21,7 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "crates" / "tollgate-model" / "src"
 MODEL_FILES = [
-    "listen", "server", "tls", "service", "api", "policy", "parse", "environment", "consumer", "timestamp",
+    "listen", "server", "tls", "certificate", "service", "api", "policy", "parse", "environment", "consumer", "timestamp",
 ]
 METRIC_FILES = [
     REPO / "crates" / "tollgate-proxy" / "src" / "metrics.rs",

@@ -229,7 +229,7 @@ impl Control {
             let prepared = writer.finish();
             self.validator
                 .prepare(
-                    &prepared.state.to_config(self.listen.clone()),
+                    &self.live_config(&prepared.state)?,
                     prepared.base_revision + 1,
                 )
                 .map_err(WriteError::Invalid)?;
@@ -270,8 +270,16 @@ impl Control {
         let mut writer = Writer::new(&base, actor);
         let value = change(&mut writer)?;
         let prepared = writer.finish();
-        self.validate(&prepared.state.to_config(self.listen.clone()))?;
+        self.validate(&self.live_config(&prepared.state)?)?;
         Ok((value, prepared.audit))
+    }
+
+    /// What the data plane compiles for `state`: its configuration with certificates'
+    /// private keys decrypted (in memory only: never exported, stored or logged).
+    pub fn live_config(&self, state: &State) -> Result<Config, WriteError> {
+        state
+            .to_live_config(self.listen.clone(), &self.key)
+            .map_err(WriteError::Invalid)
     }
 }
 

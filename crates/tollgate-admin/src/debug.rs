@@ -129,5 +129,7 @@ pub fn sandbox_config(
         consumer.grants.retain(|g| g.api == api);
     }
     config.server.access_log.enabled = false;
+    // The sandbox speaks plain HTTP: no certificates (their keys stay encrypted).
+    config.certificates.clear();
     Some((config, environment))
 }

@@ -3,11 +3,13 @@
 //! This crate owns the *wire types* that configuration files and (later) the admin API read and
 //! write, the parser that turns YAML or JSON text into them with precise errors (file, line,
 //! column, field path), and the validation that needs no plugin knowledge: references between
-//! objects, duplicate names, malformed patterns and route conflicts. It is pure: no I/O, no tokio.
+//! objects, duplicate names, malformed patterns, route conflicts and certificates that do not
+//! parse or claim the same server name. It is pure: no I/O, no tokio.
 //! Policy configurations are kept as JSON values here; `tollgate-runtime` types them through the
 //! plugin registry and reports errors with the same [`FieldPath`]s.
 
 mod api;
+mod certificate;
 mod consumer;
 mod diagnostic;
 mod duration;
@@ -23,10 +25,12 @@ mod service;
 mod timestamp;
 mod tls;
 mod validate;
+mod x509;
 
 pub use api::{
     Api, DEFAULT_API_VERSION, Deprecation, HeaderMatch, HostPolicy, QueryMatch, Rewrite, Route,
 };
+pub use certificate::Certificate;
 pub use consumer::{Consumer, Credential, Grant};
 pub use diagnostic::{Diagnostic, Diagnostics, FieldPath, Location, PathSegment};
 pub use duration::Duration;
@@ -45,5 +49,6 @@ pub use server::{
 };
 pub use service::{MockBackend, Pool, Protocol, Service, Target, UpstreamTimeouts, UpstreamTls};
 pub use timestamp::Timestamp;
-pub use tls::{Certificate, TlsConfig, TlsVersion};
+pub use tls::{CertificateFile, TlsConfig, TlsVersion};
 pub use validate::{TargetUrl, validate};
+pub use x509::{CertificateChain, CertificateDetails, parse_certificate_chain, unfold_pem};

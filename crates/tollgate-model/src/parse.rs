@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Api, Consumer, Diagnostic, Diagnostics, Environment, FieldPath, Listen, Location, PolicySpec,
-    ServerConfig, Service, TlsConfig,
+    Api, Certificate, Consumer, Diagnostic, Diagnostics, Environment, FieldPath, Listen, Location,
+    PolicySpec, ServerConfig, Service, TlsConfig,
 };
 
 /// A whole configuration document: what a file holds and what `config export` writes.
@@ -35,6 +35,9 @@ pub struct Config {
     /// Callers and their credentials.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumers: Vec<Consumer>,
+    /// Named downstream TLS certificates (inline PEM), chosen by SNI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<Certificate>,
 }
 
 impl Config {

@@ -1,4 +1,6 @@
-//! Downstream TLS: certificates chosen by SNI.
+//! Downstream TLS settings of a node: certificate *files* chosen by SNI and the oldest protocol
+//! version. Certificates managed as named objects (inline PEM, stored by the control plane)
+//! are [`crate::Certificate`]s, listed at the top level of a configuration.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,8 +8,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
-    /// Certificates; the one whose names match the client's SNI is used, the first is the default.
-    pub certificates: Vec<Certificate>,
+    /// Certificate files; the one whose names match the client's SNI is used, the first is the
+    /// default.
+    pub certificates: Vec<CertificateFile>,
     /// Oldest protocol version accepted (`"1.2"` or `"1.3"`).
     pub min_version: TlsVersion,
 }
@@ -15,7 +18,7 @@ pub struct TlsConfig {
 /// A certificate chain and its private key, both PEM files, re-read on every reload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Certificate {
+pub struct CertificateFile {
     /// PEM file with the certificate chain, leaf first.
     pub cert: String,
     /// PEM file with the private key.

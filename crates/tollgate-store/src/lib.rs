@@ -32,4 +32,6 @@ pub use state::{
     ApiVersion, Collection, Deployment, Entry, Prepared, Release, ReleaseAction, State, WriteError,
     Writer,
 };
-pub use state::{ApiVersions, Consumers, Deployments, Environments, Policies, Releases, Services};
+pub use state::{
+    ApiVersions, Certificates, Consumers, Deployments, Environments, Policies, Releases, Services,
+};

@@ -149,6 +149,8 @@ struct Serving {
     listen: Listen,
     workers: usize,
     plane: Option<(SnapshotHandle, tollgate_proxy::ProxyHandle, AccessLogSink)>,
+    /// Whether the TLS proxy listener is bound.
+    tls_bound: bool,
     reload_metrics: ReloadMetrics,
     admin: Option<(tokio::net::TcpListener, tollgate_admin::AdminState)>,
     status: Option<(tokio::net::TcpListener, tollgate_admin::AdminState)>,
@@ -174,6 +176,7 @@ fn serve(
     if let Mode::Store(opened) = &mode {
         crate::store_health::export_metrics(&opened.feed, &mut registry);
     }
+    let mut tls_bound = false;
     let plane = if role.data_plane() {
         let snapshot = match &mode {
             Mode::File { loaded, .. } => {
@@ -182,6 +185,7 @@ fn serve(
             Mode::Store(opened) => store_mode::compile_state(
                 &opened.control.state(),
                 &config.listen,
+                opened.control.secret_key(),
                 &plugins,
                 None,
                 workers,
@@ -193,7 +197,13 @@ fn serve(
                 )
             }),
         }?;
-        let https = snapshot.tls.is_some().then_some(listen.proxy_tls);
+        // File mode binds the TLS listener when the file has certificates. Store mode also
+        // binds it when `--listen-tls` is given, so that certificates created later through
+        // the admin API are served without a restart (without either, the listener opens on
+        // the next start after a certificate exists).
+        let tls_wanted =
+            snapshot.tls.is_some() || matches!(mode, Mode::Store(_)) && args.listen_tls.is_some();
+        let https = tls_wanted.then_some(listen.proxy_tls);
         let access_log_config = config.server.access_log.clone();
         let handle = SnapshotHandle::new(snapshot);
         reload_metrics.published(handle.load().revision);
@@ -222,6 +232,7 @@ fn serve(
         )
         .map_err(|e| (format!("tollgate: {e}"), 1))?;
         tracing::info!(proxy = %listen.proxy, proxy_tls = ?https, workers, "data plane listening");
+        tls_bound = https.is_some();
         Some((handle, proxy, access_log))
     } else {
         if let Mode::Store(opened) = &mode {
@@ -281,6 +292,7 @@ fn serve(
         listen,
         workers,
         plane,
+        tls_bound,
         reload_metrics,
         admin,
         status,
@@ -308,6 +320,7 @@ impl Serving {
             listen,
             workers,
             plane,
+            tls_bound,
             reload_metrics,
             admin,
             status,
@@ -381,6 +394,7 @@ impl Serving {
                         metrics: reload_metrics,
                         access_log,
                         cache,
+                        tls_listener: tls_bound,
                     };
                     publisher.run_until_shutdown(signals, store_poll).await;
                 }

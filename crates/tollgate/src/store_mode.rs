@@ -177,15 +177,24 @@ async fn open_feed(args: &StoreArgs, role: Role) -> Result<Arc<Feed>, (String, u
     Ok(Feed::from_cache(store, cached.state, &error))
 }
 
-/// Compiles a state into a snapshot (its revision is the store revision).
+/// Compiles a state into a snapshot (its revision is the store revision), with
+/// certificates' private keys decrypted with `key`.
 pub(crate) fn compile_state(
     state: &State,
     listen: &Listen,
+    key: &SecretKey,
     plugins: &Registry,
     previous: Option<&Snapshot>,
     workers: usize,
 ) -> Result<Snapshot, String> {
-    let config = state.to_config(listen.clone());
+    let show = |items: Vec<tollgate_model::Diagnostic>| {
+        items
+            .iter()
+            .map(|d| format!("{}: {}", d.path, d.message))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let config = state.to_live_config(listen.clone(), key).map_err(show)?;
     compile(
         &config,
         &CompileOptions {
@@ -195,13 +204,7 @@ pub(crate) fn compile_state(
             revision: u64::try_from(state.revision).unwrap_or(0),
         },
     )
-    .map_err(|items| {
-        items
-            .iter()
-            .map(|d| format!("{}: {}", d.path, d.message))
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
+    .map_err(show)
 }
 
 /// Publishes every new state of the store to the data plane until `stop` resolves.
@@ -217,6 +220,8 @@ pub(crate) struct StorePublisher {
     pub(crate) access_log: tollgate_proxy::AccessLogSink,
     /// Where served states go to be cached locally (PostgreSQL stores).
     pub(crate) cache: Option<tokio::sync::watch::Sender<Option<Arc<State>>>>,
+    /// Whether the TLS proxy listener is bound (certificates added later need it).
+    pub(crate) tls_listener: bool,
 }
 
 impl StorePublisher {
@@ -263,14 +268,22 @@ impl StorePublisher {
         let listen = self.listen.clone();
         let plugins = self.plugins.clone();
         let workers = self.workers;
+        let control = self.control.clone();
+        let had_tls = previous.tls.is_some();
         let started = std::time::Instant::now();
         // A write made through this node was compiled when it was validated.
         let compiled = match self.validator.take(state.revision) {
             Some(snapshot) => Ok((state, Ok(snapshot))),
             None => {
                 tokio::task::spawn_blocking(move || {
-                    let snapshot =
-                        compile_state(&state, &listen, &plugins, Some(&previous), workers);
+                    let snapshot = compile_state(
+                        &state,
+                        &listen,
+                        control.secret_key(),
+                        &plugins,
+                        Some(&previous),
+                        workers,
+                    );
                     (state, snapshot)
                 })
                 .await
@@ -281,6 +294,11 @@ impl StorePublisher {
                 let log = &snapshot.server.access_log;
                 if let Err(e) = self.access_log.configure(log.enabled, &log.output) {
                     tracing::error!(output = %log.output, error = %e, "cannot open the new access log output; keeping the previous one");
+                }
+                if snapshot.tls.is_some() && !had_tls && !self.tls_listener {
+                    tracing::warn!(
+                        "certificates are configured but no TLS listener is bound: restart the gateway (or start it with --listen-tls) to serve them"
+                    );
                 }
                 let revision = snapshot.revision;
                 self.handle.publish(snapshot);

@@ -53,9 +53,9 @@ def _split_addr(addr: str) -> tuple[str, int]:
 
 
 def _has_certificates(cfg: dict) -> bool:
-    """The TLS listener is bound only when `tls.certificates` is not empty."""
+    """The TLS listener is bound only when `tls.certificates` or `certificates` is not empty."""
     tls = cfg.get("tls")
-    return isinstance(tls, dict) and bool(tls.get("certificates"))
+    return (isinstance(tls, dict) and bool(tls.get("certificates"))) or bool(cfg.get("certificates"))
 
 
 class Gateway:

@@ -7,7 +7,8 @@
 //! field path, line and column. `${VAR}` references are *not* substituted from the gateway's
 //! process environment (that would let an upload read the server's variables). `listen` and
 //! `tls` are node-local: `listen` is ignored (exports include the node's own), and `tls` must
-//! be empty (certificates are configured on each node).
+//! be empty (certificate files are configured on each node; named `certificates` are stored,
+//! and refused when new or changed and outside their validity period).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -169,9 +170,13 @@ async fn diff(
     let config = parse(&upload)?;
     let revision = state.control.state().revision;
     let key = state.control.secret_key();
+    let now = tollgate_model::Timestamp::now();
     let ((), records) = state
         .control
-        .dry_run(caller.actor(), |w| w.apply_config(&config, key))
+        .dry_run(caller.actor(), |w| {
+            w.state().check_certificates_written(&config, now)?;
+            w.apply_config(&config, key)
+        })
         .map_err(|e| ApiError::write(e, None))?;
     Ok(axum::Json(ConfigChanges::new(revision, records)))
 }
@@ -196,9 +201,11 @@ async fn apply(
 ) -> Result<axum::Json<ConfigChanges>, ApiError> {
     let config = parse(&upload)?;
     let key = state.control.secret_key();
+    let now = tollgate_model::Timestamp::now();
     let written = state
         .control
         .write(caller.actor(), |w| {
+            w.state().check_certificates_written(&config, now)?;
             w.apply_config(&config, key)?;
             Ok(w.audit().to_vec())
         })

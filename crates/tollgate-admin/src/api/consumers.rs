@@ -2,7 +2,7 @@
 //! are hashed or encrypted before anything is stored, so no response (and no audit entry)
 //! ever holds them.
 
-use tollgate_model::Consumer as Body;
+use tollgate_model::{Consumer as Body, FieldPath};
 use tollgate_store::secrets::SecretKey;
 use tollgate_store::state::protect_consumer;
 use tollgate_store::{Consumers, WriteError};
@@ -13,6 +13,11 @@ use crate::schema::Consumer;
 impl Resource for Consumers {
     const PATH: &'static str = "/consumers";
     const CONFIG_FIELD: &'static str = "consumers";
+    type View = Body;
+
+    fn view(value: &Body) -> Body {
+        value.clone()
+    }
 
     fn name(value: &Body) -> &str {
         &value.name
@@ -22,7 +27,12 @@ impl Resource for Consumers {
         &value.tags
     }
 
-    fn prepare(value: Body, previous: Option<&Body>, key: &SecretKey) -> Result<Body, WriteError> {
+    fn prepare(
+        value: Body,
+        previous: Option<&Body>,
+        key: &SecretKey,
+        _at: &FieldPath,
+    ) -> Result<Body, WriteError> {
         Ok(protect_consumer(&value, previous, key)?)
     }
 }

@@ -10,6 +10,11 @@ use crate::schema::Environment;
 impl Resource for Environments {
     const PATH: &'static str = "/environments";
     const CONFIG_FIELD: &'static str = "environments";
+    type View = Body;
+
+    fn view(value: &Body) -> Body {
+        value.clone()
+    }
 
     fn name(value: &Body) -> &str {
         &value.name

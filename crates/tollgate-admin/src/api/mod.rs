@@ -8,6 +8,7 @@ mod admin_tokens;
 mod apis;
 mod audit;
 mod auth;
+mod certificates;
 mod config;
 mod consumers;
 mod credentials;
@@ -63,6 +64,7 @@ fn parts() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(environments::routes())
         .merge(consumers::routes())
         .merge(credentials::routes())
+        .merge(certificates::routes())
         .merge(settings::routes())
         .merge(apis::routes())
         .merge(versions::routes())

@@ -24,7 +24,7 @@ use super::error::{ErrorBody, ErrorDetail, ErrorObject};
         title = "Tollgate admin API",
         version = "1",
         description = "Manage a Tollgate gateway: services, APIs and their versions, releases, \
-                       policies, environments, consumers, settings, tokens, the audit log and \
+                       policies, environments, consumers, certificates, settings, tokens, the audit log and \
                        declarative configuration. Every call needs `Authorization: Bearer \
                        <token>` (this document excepted). See docs/admin-api.md.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
@@ -39,6 +39,7 @@ use super::error::{ErrorBody, ErrorDetail, ErrorObject};
         (name = "policies", description = "Global policies, keyed by plugin name."),
         (name = "environments", description = "Deployment targets."),
         (name = "consumers", description = "Callers and their credentials (secrets never returned in clear)."),
+        (name = "certificates", description = "Downstream TLS certificates chosen by SNI (private keys encrypted at rest, never returned)."),
         (name = "settings", description = "Server settings shared by every node."),
         (name = "config", description = "The whole configuration: export, diff, apply."),
         (name = "audit", description = "The append-only audit log."),

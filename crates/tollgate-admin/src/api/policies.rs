@@ -10,6 +10,11 @@ use crate::schema::PolicySpec;
 impl Resource for Policies {
     const PATH: &'static str = "/policies";
     const CONFIG_FIELD: &'static str = "policies";
+    type View = Body;
+
+    fn view(value: &Body) -> Body {
+        value.clone()
+    }
 
     fn name(value: &Body) -> &str {
         &value.name

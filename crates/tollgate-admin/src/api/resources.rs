@@ -3,7 +3,9 @@
 //! taken), replace (`PUT`, 404 if missing: a typo must not create an object; `If-Match`
 //! honored) and delete (`If-Match` honored). They are written once over [`Resource`];
 //! [`endpoints!`] stamps out the annotated, non-generic handlers each resource module
-//! registers, so every operation has its own OpenAPI entry.
+//! registers, so every operation has its own OpenAPI entry. Certificates share them too; their
+//! answers are a view (the stored object without its key, plus what the certificate says)
+//! rather than the stored object.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,6 +31,11 @@ pub(crate) trait Resource:
     const PATH: &'static str;
     /// The field of the whole configuration that lists these objects (`services`).
     const CONFIG_FIELD: &'static str;
+    /// What reads and writes answer with.
+    type View: Serialize + Send + 'static;
+
+    /// The answer for a stored object (most resources: the object itself).
+    fn view(value: &Self::Value) -> Self::View;
 
     /// The object's name (its key).
     fn name(value: &Self::Value) -> &str;
@@ -39,11 +46,13 @@ pub(crate) trait Resource:
     }
 
     /// The object as stored, from the request body (consumers: secrets protected;
-    /// `previous` is the stored object being replaced).
+    /// certificates: key encrypted, validity checked). `previous` is the stored object being
+    /// replaced; `at` is where the object is in the whole configuration.
     fn prepare(
         value: Self::Value,
         _previous: Option<&Self::Value>,
         _key: &SecretKey,
+        _at: &FieldPath,
     ) -> Result<Self::Value, WriteError> {
         Ok(value)
     }
@@ -92,7 +101,7 @@ pub(crate) fn same_name(field: &'static str, path: &str, body: &str) -> Result<(
 pub(crate) fn list<R: Resource>(
     state: &ApiState,
     query: TaggedQuery,
-) -> Result<Page<R::Value>, ApiError> {
+) -> Result<Page<R::View>, ApiError> {
     let limit = page::limit(query.limit)?;
     let snapshot = state.control.state();
     paginate(
@@ -103,27 +112,28 @@ pub(crate) fn list<R: Resource>(
             name_matches(query.name.as_deref(), name)
                 && tag_matches(query.tag.as_deref(), R::tags(&entry.value))
         },
-        |_, entry| entry.value.clone(),
+        |_, entry| R::view(&entry.value),
     )
 }
 
-pub(crate) fn get<R: Resource>(state: &ApiState, name: &str) -> Result<Tagged<R::Value>, ApiError> {
+pub(crate) fn get<R: Resource>(state: &ApiState, name: &str) -> Result<Tagged<R::View>, ApiError> {
     let entry = stored::<R>(&state.control.state(), name)?;
-    Ok(Tagged::ok(entry.revision, entry.value.clone()))
+    Ok(Tagged::ok(entry.revision, R::view(&entry.value)))
 }
 
 pub(crate) async fn create<R: Resource>(
     state: &ApiState,
     caller: &Caller,
     body: R::Value,
-) -> Result<Tagged<R::Value>, ApiError> {
+) -> Result<Tagged<R::View>, ApiError> {
     let name = R::name(&body).to_owned();
     let key = state.control.secret_key();
     let written = state
         .control
         .write(caller.actor(), |w| {
             let previous = R::map(w.state()).get(&name).map(|e| e.value.clone());
-            let value = R::prepare(body.clone(), previous.as_ref(), key)?;
+            let at = config_path::<R>(w.state(), &name);
+            let value = R::prepare(body.clone(), previous.as_ref(), key, &at)?;
             w.create::<R>(name.clone(), value)
         })
         .await
@@ -132,7 +142,7 @@ pub(crate) async fn create<R: Resource>(
     Ok(Tagged::created(
         entry.revision,
         format!("/api/v1{}/{}", R::PATH, segment(&name)),
-        entry.value.clone(),
+        R::view(&entry.value),
     ))
 }
 
@@ -142,20 +152,21 @@ pub(crate) async fn replace<R: Resource>(
     name: &str,
     if_match: Option<i64>,
     body: R::Value,
-) -> Result<Tagged<R::Value>, ApiError> {
+) -> Result<Tagged<R::View>, ApiError> {
     same_name("name", name, R::name(&body))?;
     let key = state.control.secret_key();
     let written = state
         .control
         .write(caller.actor(), |w| {
             let previous = R::map(w.state()).get(name).map(|e| e.value.clone());
-            let value = R::prepare(body.clone(), previous.as_ref(), key)?;
+            let at = config_path::<R>(w.state(), name);
+            let value = R::prepare(body.clone(), previous.as_ref(), key, &at)?;
             w.replace::<R>(name.to_owned(), value, if_match)
         })
         .await
         .map_err(|e| ApiError::write(e, Some(&config_path::<R>(&state.control.state(), name))))?;
     let entry = stored::<R>(&written.state, name)?;
-    Ok(Tagged::ok(entry.revision, entry.value.clone()))
+    Ok(Tagged::ok(entry.revision, R::view(&entry.value)))
 }
 
 pub(crate) async fn delete<R: Resource>(
@@ -178,6 +189,18 @@ macro_rules! endpoints {
         resource: $resource:ty,
         schema: $schema:ident,
         page: $page:ident,
+        $($rest:tt)*
+    ) => {
+        crate::api::resources::endpoints! {
+            @views resource: $resource, schema: $schema, view: $schema, page: $page, $($rest)*
+        }
+    };
+    (
+        @views
+        resource: $resource:ty,
+        schema: $schema:ident,
+        view: $view:ident,
+        page: $page:ident,
         query: $query:ident,
         tag: $tag:tt,
         collection: $collection:tt,
@@ -186,7 +209,7 @@ macro_rules! endpoints {
         summaries: [$list_doc:tt, $get_doc:tt, $create_doc:tt, $replace_doc:tt, $delete_doc:tt] $(,)?
     ) => {
         /// One page of the list, for the OpenAPI document.
-        type $page = crate::api::page::Page<$schema>;
+        type $page = crate::api::page::Page<$view>;
 
         pub(super) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::api::ApiState> {
             utoipa_axum::router::OpenApiRouter::new()
@@ -210,7 +233,7 @@ macro_rules! endpoints {
             _: crate::api::auth::Viewer,
             axum::extract::State(state): axum::extract::State<crate::api::ApiState>,
             crate::api::extract::Params(query): crate::api::extract::Params<crate::api::page::$query>,
-        ) -> Result<axum::Json<crate::api::page::Page<<$resource as tollgate_store::Collection>::Value>>, crate::api::error::ApiError> {
+        ) -> Result<axum::Json<crate::api::page::Page<<$resource as crate::api::resources::Resource>::View>>, crate::api::error::ApiError> {
             crate::api::resources::list::<$resource>(&state, query.into()).map(axum::Json)
         }
 
@@ -222,7 +245,7 @@ macro_rules! endpoints {
             summary = $get_doc,
             params(("name" = String, Path, description = "The object's name.")),
             responses(
-                (status = 200, description = "The object; `ETag` is its revision.", body = $schema,
+                (status = 200, description = "The object; `ETag` is its revision.", body = $view,
                     headers(("ETag" = String, description = "The object's revision, for If-Match."))),
                 crate::api::openapi::ReadErrors,
             )
@@ -231,7 +254,7 @@ macro_rules! endpoints {
             _: crate::api::auth::Viewer,
             axum::extract::State(state): axum::extract::State<crate::api::ApiState>,
             crate::api::extract::Segments(name): crate::api::extract::Segments<String>,
-        ) -> Result<crate::api::respond::Tagged<<$resource as tollgate_store::Collection>::Value>, crate::api::error::ApiError> {
+        ) -> Result<crate::api::respond::Tagged<<$resource as crate::api::resources::Resource>::View>, crate::api::error::ApiError> {
             crate::api::resources::get::<$resource>(&state, &name)
         }
 
@@ -243,7 +266,7 @@ macro_rules! endpoints {
             summary = $create_doc,
             request_body = $schema,
             responses(
-                (status = 201, description = "Created; the object as stored.", body = $schema,
+                (status = 201, description = "Created; the object as stored.", body = $view,
                     headers(("ETag" = String, description = "The object's revision."), ("Location" = String, description = "The object's URL.")),
                     links(
                         ("Get" = (operation_id = $get_id, parameters(("name" = "$response.body#/name")))),
@@ -257,7 +280,7 @@ macro_rules! endpoints {
             crate::api::auth::Admin(caller): crate::api::auth::Admin,
             axum::extract::State(state): axum::extract::State<crate::api::ApiState>,
             crate::api::extract::JsonBody(body): crate::api::extract::JsonBody<<$resource as tollgate_store::Collection>::Value>,
-        ) -> Result<crate::api::respond::Tagged<<$resource as tollgate_store::Collection>::Value>, crate::api::error::ApiError> {
+        ) -> Result<crate::api::respond::Tagged<<$resource as crate::api::resources::Resource>::View>, crate::api::error::ApiError> {
             crate::api::resources::create::<$resource>(&state, &caller, body).await
         }
 
@@ -273,7 +296,7 @@ macro_rules! endpoints {
             ),
             request_body = $schema,
             responses(
-                (status = 200, description = "Replaced (or unchanged); the object as stored.", body = $schema,
+                (status = 200, description = "Replaced (or unchanged); the object as stored.", body = $view,
                     headers(("ETag" = String, description = "The object's revision."))),
                 crate::api::openapi::WriteErrors,
             )
@@ -284,7 +307,7 @@ macro_rules! endpoints {
             crate::api::extract::Segments(name): crate::api::extract::Segments<String>,
             crate::api::extract::IfMatch(if_match): crate::api::extract::IfMatch,
             crate::api::extract::JsonBody(body): crate::api::extract::JsonBody<<$resource as tollgate_store::Collection>::Value>,
-        ) -> Result<crate::api::respond::Tagged<<$resource as tollgate_store::Collection>::Value>, crate::api::error::ApiError> {
+        ) -> Result<crate::api::respond::Tagged<<$resource as crate::api::resources::Resource>::View>, crate::api::error::ApiError> {
             crate::api::resources::replace::<$resource>(&state, &caller, &name, if_match, body).await
         }
 

@@ -9,6 +9,11 @@ use crate::schema::Service;
 impl Resource for Services {
     const PATH: &'static str = "/services";
     const CONFIG_FIELD: &'static str = "services";
+    type View = Body;
+
+    fn view(value: &Body) -> Body {
+        value.clone()
+    }
 
     fn name(value: &Body) -> &str {
         &value.name

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use utoipa::ToSchema;
 
-use super::{ConfigApi, Consumer, PolicySpec, ServerConfig, Service};
+use super::{Certificate, ConfigApi, Consumer, PolicySpec, ServerConfig, Service};
 
 /// A whole configuration, as a file holds it and `GET /api/v1/config` exports it.
 #[derive(ToSchema)]
@@ -34,6 +34,9 @@ pub(crate) struct Config {
     /// Callers and their credentials.
     #[serde(default)]
     consumers: Vec<Consumer>,
+    /// Named downstream TLS certificates (inline PEM; keys only encrypted in exports).
+    #[serde(default)]
+    certificates: Vec<Certificate>,
 }
 
 /// Listener addresses.
@@ -55,9 +58,9 @@ pub(crate) struct Listen {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TlsConfig {
-    /// Certificates chosen by SNI; the first is the default.
+    /// Certificate files chosen by SNI; the first is the default.
     #[serde(default)]
-    certificates: Vec<Certificate>,
+    certificates: Vec<CertificateFile>,
     /// Oldest protocol version accepted.
     #[serde(default)]
     min_version: TlsVersion,
@@ -66,7 +69,7 @@ pub(crate) struct TlsConfig {
 /// A certificate chain and its private key, both PEM files.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Certificate {
+pub(crate) struct CertificateFile {
     /// PEM file with the certificate chain, leaf first.
     cert: String,
     /// PEM file with the private key.

@@ -13,6 +13,7 @@
 )]
 
 mod api;
+mod certificate;
 mod config;
 mod consumer;
 mod scalars;
@@ -21,6 +22,7 @@ mod service;
 mod store;
 
 pub(crate) use api::{Api, ConfigApi, Deprecation, PolicySpec};
+pub(crate) use certificate::Certificate;
 pub(crate) use config::{Config, Environment};
 pub(crate) use consumer::{Consumer, Credential};
 pub(crate) use scalars::{Duration, Timestamp};

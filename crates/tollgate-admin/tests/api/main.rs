@@ -5,6 +5,7 @@
 
 mod audit;
 mod bad_input;
+mod certificates;
 mod config;
 mod lifecycle;
 mod openapi;

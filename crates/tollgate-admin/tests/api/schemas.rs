@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use tollgate_model::{
-    Api, Certificate, Config, Consumer, Credential, Deprecation, Environment, Grant, HeaderMatch,
-    HostPolicy, Listen, MockBackend, PolicySpec, Protocol, QueryMatch, Rewrite, Route,
-    ServerConfig, Service, Target, Timestamp, TlsConfig, TlsVersion, UpstreamTls,
+    Api, Certificate, CertificateFile, Config, Consumer, Credential, Deprecation, Environment,
+    Grant, HeaderMatch, HostPolicy, Listen, MockBackend, PolicySpec, Protocol, QueryMatch, Rewrite,
+    Route, ServerConfig, Service, Target, Timestamp, TlsConfig, TlsVersion, UpstreamTls,
 };
 use tollgate_store::{Release, ReleaseAction};
 
@@ -276,7 +276,7 @@ fn settings_environment_and_config_schemas_match_the_model() {
         listen: Listen::default(),
         server: server(),
         tls: TlsConfig {
-            certificates: vec![Certificate {
+            certificates: vec![CertificateFile {
                 cert: "/c.pem".into(),
                 key: "/k.pem".into(),
                 hosts: vec!["example.com".into()],
@@ -288,12 +288,22 @@ fn settings_environment_and_config_schemas_match_the_model() {
         policies: vec![policy()],
         environments: vec![environment()],
         consumers: vec![consumer()],
+        certificates: vec![Certificate {
+            name: "site".into(),
+            description: Some("d".into()),
+            tags: vec!["t".into()],
+            cert: "-----BEGIN CERTIFICATE-----".into(),
+            key: Some("-----BEGIN PRIVATE KEY-----".into()),
+            key_encrypted: Some("v1:...".into()),
+            hosts: vec!["example.com".into()],
+        }],
     };
     let c = to(config);
     properties(&doc, "Config", &c);
     properties(&doc, "Listen", &c["listen"]);
     properties(&doc, "TlsConfig", &c["tls"]);
-    properties(&doc, "Certificate", &c["tls"]["certificates"][0]);
+    properties(&doc, "CertificateFile", &c["tls"]["certificates"][0]);
+    properties(&doc, "Certificate", &c["certificates"][0]);
 }
 
 #[test]

@@ -3,10 +3,12 @@
 //! One [`Validator`] walks the whole configuration and collects every problem with the field
 //! path it is about. The checks are split by concern: [`services`] (targets and their URLs),
 //! [`apis`] (APIs, routes and route conflicts, per environment), [`environments`]
-//! (environments, publishing, deprecation and `${vars.NAME}` references) and [`consumers`]
-//! (credentials and grants). Plugin configurations are checked later, by the runtime.
+//! (environments, publishing, deprecation and `${vars.NAME}` references), [`consumers`]
+//! (credentials and grants) and [`certificates`] (certificate files and named certificates).
+//! Plugin configurations are checked later, by the runtime.
 
 mod apis;
+mod certificates;
 mod consumers;
 mod environments;
 mod services;
@@ -31,6 +33,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<Diagnostic>> {
     v.publishing(config, &envs);
     v.variables(config, &envs);
     v.consumers(config, &envs);
+    v.certificate_files(config);
     v.certificates(config);
     if v.errors.is_empty() {
         Ok(())
@@ -92,24 +95,6 @@ impl Validator {
                 FieldPath::root().key("server").key("environment_header"),
                 format!("{header:?} is not a header name"),
             );
-        }
-    }
-
-    fn certificates(&mut self, config: &Config) {
-        for (i, cert) in config.tls.certificates.iter().enumerate() {
-            for (h, host) in cert.hosts.iter().enumerate() {
-                if let Err(reason) = check_host(host) {
-                    self.err(
-                        FieldPath::root()
-                            .key("tls")
-                            .key("certificates")
-                            .index(i)
-                            .key("hosts")
-                            .index(h),
-                        reason,
-                    );
-                }
-            }
         }
     }
 

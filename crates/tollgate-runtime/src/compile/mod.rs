@@ -158,16 +158,10 @@ pub fn compile(config: &Config, opts: &CompileOptions<'_>) -> Result<Snapshot, V
     }
     let environments = Environments::new(compiled, &bindings, environment_header);
 
-    let tls = match TlsSettings::load(&config.tls) {
-        Ok(tls) => tls,
-        Err((i, message)) => {
-            errors.push(Diagnostic::new(
-                FieldPath::root().key("tls").key("certificates").index(i),
-                message,
-            ));
-            None
-        }
-    };
+    let tls = TlsSettings::load(config).unwrap_or_else(|e| {
+        errors.extend(e);
+        None
+    });
 
     if !errors.is_empty() {
         return Err(errors);

@@ -3,19 +3,40 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tollgate_model::Config;
+use tollgate_model::{Config, FieldPath, Timestamp};
 
 use super::{
-    ApiVersion, ApiVersions, Consumers, Environments, Policies, Services, State, WriteError,
-    Writer, protect_consumer,
+    ApiVersion, ApiVersions, Certificates, Consumers, Environments, Policies, Services, State,
+    WriteError, Writer, check_certificate_validity, protect_certificate, protect_consumer,
 };
+
+impl State {
+    /// Refuses `desired`'s certificates whose chain is new or changed relative to this state
+    /// and that are expired or not yet valid at `now` (what `config apply` checks before
+    /// [`Writer::apply_config`]; a configuration *file* is not checked, so that a certificate
+    /// expiring in a file does not stop the gateway).
+    pub fn check_certificates_written(
+        &self,
+        desired: &Config,
+        now: Timestamp,
+    ) -> Result<(), WriteError> {
+        for (i, cert) in desired.certificates.iter().enumerate() {
+            let previous = self.certificates.get(&cert.name).map(|e| &e.value);
+            let at = FieldPath::root().key("certificates").index(i);
+            check_certificate_validity(cert, previous, &at, now)?;
+        }
+        Ok(())
+    }
+}
 use crate::secrets::SecretKey;
 
 impl Writer {
     /// Makes the state match `desired`: objects it lacks are deleted, objects it changes are
     /// replaced, versions are published, unpublished or (un)deprecated where its `publish` and
     /// `deprecation` say so. Published versions are immutable: a desired definition that
-    /// differs from a published one is refused (409) rather than silently changed.
+    /// differs from a published one is refused (409) rather than silently changed. Secrets
+    /// and certificates' private keys are protected before they are stored (validity dates
+    /// are checked by [`State::check_certificates_written`], not here).
     pub fn apply_config(&mut self, desired: &Config, key: &SecretKey) -> Result<(), WriteError> {
         let base = self.state().clone();
         self.put_settings(desired.server.clone(), None)?;
@@ -31,6 +52,12 @@ impl Writer {
             consumers.push(protect_consumer(consumer, previous, key)?);
         }
         sync_named::<Consumers, _>(self, &base, &consumers, |c| c.name.clone())?;
+        let mut certificates = Vec::with_capacity(desired.certificates.len());
+        for cert in &desired.certificates {
+            let previous = base.certificates.get(&cert.name).map(|e| &e.value);
+            certificates.push(protect_certificate(cert, previous, key)?);
+        }
+        sync_named::<Certificates, _>(self, &base, &certificates, |c| c.name.clone())?;
 
         // API versions: definitions first.
         let mut wanted = BTreeSet::new();

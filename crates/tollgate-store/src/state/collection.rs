@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tollgate_model::{Consumer, Environment, PolicySpec, Service};
+use tollgate_model::{Certificate, Consumer, Environment, PolicySpec, Service};
 
 use super::{ApiVersion, Deployment, Entry, Release, State, kind};
 
@@ -29,10 +29,15 @@ pub trait Collection {
     fn show(key: &Self::Key) -> String {
         format!("{:?}", Self::doc_key(key))
     }
+    /// The value as the audit log (and `config diff`) shows it: the stored form, except
+    /// where even that must not be repeated (certificates' encrypted keys).
+    fn audit_json(value: &Self::Value) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(value)
+    }
 }
 
 macro_rules! collection {
-    ($(#[$doc:meta])* $name:ident, $field:ident, $key:ty, $value:ty, $kind:expr, $label:expr, |$k:ident| $doc_key:expr) => {
+    ($(#[$doc:meta])* $name:ident, $field:ident, $key:ty, $value:ty, $kind:expr, $label:expr, |$k:ident| $doc_key:expr $(, audit: $audit:path)?) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy)]
         pub struct $name;
@@ -51,6 +56,11 @@ macro_rules! collection {
             fn doc_key($k: &Self::Key) -> String {
                 $doc_key
             }
+            $(
+                fn audit_json(value: &Self::Value) -> Result<serde_json::Value, serde_json::Error> {
+                    $audit(value)
+                }
+            )?
         }
     };
 }
@@ -70,6 +80,11 @@ collection!(
 collection!(
     /// Consumers by name.
     Consumers, consumers, String, Consumer, kind::CONSUMER, "consumer", |k| k.clone()
+);
+collection!(
+    /// Certificates by name; the audit log never shows their encrypted keys.
+    Certificates, certificates, String, Certificate, kind::CERTIFICATE, "certificate", |k| k.clone(),
+    audit: super::certificates::audit_json
 );
 collection!(
     /// API versions by (name, version).

@@ -10,11 +10,13 @@
 //! | `policy` | plugin name | [`PolicySpec`] (global scope) |
 //! | `environment` | name | [`Environment`] |
 //! | `consumer` | name | [`Consumer`] (secrets hashed or encrypted) |
+//! | `certificate` | name | [`Certificate`] (private key encrypted) |
 //! | `api_version` | `api/version` | [`ApiVersion`] |
 //! | `deployment` | `environment/api` | [`Deployment`]: which version is live where |
 //! | `release` | release id | [`Release`]: one lifecycle event, never changed |
 
 mod apply;
+mod certificates;
 mod collection;
 mod entry;
 mod lifecycle;
@@ -27,11 +29,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tollgate_model::{
-    Api, Consumer, Deprecation, Environment, PolicySpec, ServerConfig, Service, Timestamp,
+    Api, Certificate, Consumer, Deprecation, Environment, PolicySpec, ServerConfig, Service,
+    Timestamp,
 };
 
+pub use certificates::{check_certificate_validity, protect_certificate};
 pub use collection::{
-    ApiVersions, Collection, Consumers, Deployments, Environments, Policies, Releases, Services,
+    ApiVersions, Certificates, Collection, Consumers, Deployments, Environments, Policies,
+    Releases, Services,
 };
 pub use entry::Entry;
 pub use protect::protect_consumer;
@@ -51,6 +56,8 @@ pub mod kind {
     pub const ENVIRONMENT: &str = "environment";
     /// Consumers.
     pub const CONSUMER: &str = "consumer";
+    /// Downstream TLS certificates.
+    pub const CERTIFICATE: &str = "certificate";
     /// API versions.
     pub const API_VERSION: &str = "api_version";
     /// What is live where.
@@ -146,6 +153,8 @@ pub struct State {
     pub environments: BTreeMap<String, Arc<Entry<Environment>>>,
     /// Consumers by name.
     pub consumers: BTreeMap<String, Arc<Entry<Consumer>>>,
+    /// Certificates by name (private keys encrypted).
+    pub certificates: BTreeMap<String, Arc<Entry<Certificate>>>,
     /// API versions by (API name, version).
     pub versions: BTreeMap<(String, String), Arc<Entry<ApiVersion>>>,
     /// Deployments by (environment, API name).
@@ -213,6 +222,7 @@ impl State {
             kind::POLICY => put(&mut self.policies, doc.key.clone(), doc)?,
             kind::ENVIRONMENT => put(&mut self.environments, doc.key.clone(), doc)?,
             kind::CONSUMER => put(&mut self.consumers, doc.key.clone(), doc)?,
+            kind::CERTIFICATE => put(&mut self.certificates, doc.key.clone(), doc)?,
             kind::API_VERSION => put(&mut self.versions, pair("api/version")?, doc)?,
             kind::DEPLOYMENT => put(&mut self.deployments, pair("environment/api")?, doc)?,
             kind::RELEASE => {
@@ -263,6 +273,7 @@ impl State {
         docs::<Policies>(self, &mut out)?;
         docs::<Environments>(self, &mut out)?;
         docs::<Consumers>(self, &mut out)?;
+        docs::<Certificates>(self, &mut out)?;
         docs::<ApiVersions>(self, &mut out)?;
         docs::<Deployments>(self, &mut out)?;
         docs::<Releases>(self, &mut out)?;

@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use tollgate_model::{Config, Listen};
+use tollgate_model::{Config, Diagnostic, Listen};
 
 use super::State;
+use crate::secrets::SecretKey;
 
 impl State {
     /// The configuration this state describes, in the file schema: every API version with
     /// `publish` set to the environments it is live in (`[]` for drafts and versions live
-    /// nowhere) and its deprecations; secrets in their stored (hashed or encrypted) form.
+    /// nowhere) and its deprecations; secrets (and certificates' private keys) in their stored
+    /// (hashed or encrypted) form.
     /// `listen` is the node's own (listeners are not stored).
     pub fn to_config(&self, listen: Listen) -> Config {
         let mut live: BTreeMap<(&str, &str), Vec<&super::Deployment>> = BTreeMap::new();
@@ -53,6 +55,24 @@ impl State {
                 .map(|e| e.value.clone())
                 .collect(),
             consumers: self.consumers.values().map(|e| e.value.clone()).collect(),
+            certificates: self
+                .certificates
+                .values()
+                .map(|e| e.value.clone())
+                .collect(),
         }
+    }
+
+    /// The configuration the data plane compiles: [`State::to_config`] with certificates'
+    /// private keys decrypted (in memory only; never exported, logged or stored). A key that
+    /// cannot be decrypted with `key` is reported at its field.
+    pub fn to_live_config(
+        &self,
+        listen: Listen,
+        key: &SecretKey,
+    ) -> Result<Config, Vec<Diagnostic>> {
+        let mut config = self.to_config(listen);
+        super::certificates::reveal_keys(&mut config, key)?;
+        Ok(config)
     }
 }

@@ -95,7 +95,7 @@ fn protect(
     Ok(())
 }
 
-fn encrypt(
+pub(super) fn encrypt(
     clear: &mut Option<String>,
     stored: &mut Option<String>,
     old: Option<&str>,

@@ -218,8 +218,11 @@ impl Writer {
             action: format!("{}.{verb}", C::KIND),
             kind: C::KIND.to_owned(),
             key: doc_key,
-            before: current.as_ref().map(|c| to_json(&c.value)).transpose()?,
-            after: Some(body),
+            before: current
+                .as_ref()
+                .map(|c| audit_json::<C>(&c.value))
+                .transpose()?,
+            after: Some(audit_json::<C>(&value)?),
         });
         let created_at = current.map_or(self.now, |c| c.created_at);
         let entry = Arc::new(Entry::new_at(
@@ -255,7 +258,7 @@ impl Writer {
             action: format!("{}.delete", C::KIND),
             kind: C::KIND.to_owned(),
             key: doc_key,
-            before: Some(to_json(&current.value)?),
+            before: Some(audit_json::<C>(&current.value)?),
             after: None,
         });
         C::map_mut(&mut self.next).remove(key);
@@ -308,6 +311,11 @@ impl Writer {
         )));
         Ok(())
     }
+}
+
+fn audit_json<C: Collection>(value: &C::Value) -> Result<serde_json::Value, WriteError> {
+    C::audit_json(value)
+        .map_err(|e| WriteError::Store(StoreError::Secret(format!("cannot encode: {e}"))))
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, WriteError> {

@@ -46,4 +46,4 @@ pub use server::{
 pub use service::{MockBackend, Pool, Protocol, Service, Target, UpstreamTimeouts, UpstreamTls};
 pub use timestamp::Timestamp;
 pub use tls::{Certificate, TlsConfig, TlsVersion};
-pub use validate::{TargetUrl, validate};
+pub use validate::{TargetUrl, ValidationCache, validate};

@@ -21,7 +21,7 @@ pub use doc::{AuditEntry, AuditQuery, AuditRecord, Change, Doc, Role, TokenRecor
 pub use error::StoreError;
 pub use feed::Feed;
 pub use state::{
-    ApiVersion, Collection, Deployment, Entry, Prepared, Release, ReleaseAction, State, WriteError,
-    Writer,
+    ApiVersion, Collection, Deployment, Entry, Prepared, Projection, Release, ReleaseAction, State,
+    WriteError, Writer,
 };
 pub use state::{ApiVersions, Consumers, Deployments, Environments, Policies, Releases, Services};

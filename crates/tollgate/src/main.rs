@@ -5,6 +5,7 @@
 mod admin_cmd;
 mod cli;
 mod client;
+mod compile_thread;
 mod debugger;
 mod load;
 mod logging;
@@ -14,6 +15,8 @@ mod run;
 mod store_mode;
 mod validator;
 mod watch;
+#[cfg(test)]
+mod write_cost;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -217,7 +217,6 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
                     control: opened.control,
                     feed: opened.feed,
                     validator: opened.validator,
-                    plugins,
                     handle: plane.clone(),
                     listen,
                     workers,
@@ -285,8 +284,11 @@ fn open_mode(
     plugins: &tollgate_plugin_api::Registry,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Mode, (String, u8)> {
-    let validator = Arc::new(CompileValidator::new(plugins.clone()));
     if let Some(path) = &args.config {
+        // Read-only: writes are never prepared, the thread stays idle.
+        let thread = crate::compile_thread::CompileThread::spawn(plugins.clone())
+            .map_err(|e| (format!("tollgate: cannot start the compile thread: {e}"), 1))?;
+        let validator = Arc::new(CompileValidator::new(plugins.clone(), thread));
         if args.listen.is_some() || args.listen_tls.is_some() || args.admin_listen.is_some() {
             return Err((
                 "tollgate: --listen, --listen-tls and --admin-listen are for store mode; with --config set `listen` in the file".into(),

@@ -96,7 +96,9 @@ pub(crate) async fn open(
     let key = Arc::new(args.secret_key()?);
     let store = args.open().await?;
     let feed = Feed::open(store).await.map_err(|e| e.to_string())?;
-    let validator = Arc::new(CompileValidator::new(plugins.clone()));
+    let thread = crate::compile_thread::CompileThread::spawn(plugins.clone())
+        .map_err(|e| format!("cannot start the compile thread: {e}"))?;
+    let validator = Arc::new(CompileValidator::new(plugins.clone(), thread));
     let debugger = Arc::new(crate::debugger::SandboxDebugger {
         plugins: plugins.clone(),
     });
@@ -128,13 +130,16 @@ pub(crate) fn compile_state(
             revision: u64::try_from(state.revision).unwrap_or(0),
         },
     )
-    .map_err(|items| {
-        items
-            .iter()
-            .map(|d| format!("{}: {}", d.path, d.message))
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
+    .map_err(|items| describe(&items))
+}
+
+/// Problems, one a line.
+fn describe(items: &[tollgate_model::Diagnostic]) -> String {
+    items
+        .iter()
+        .map(|d| format!("{}: {}", d.path, d.message))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Publishes every new state of the store to the data plane until `stop` resolves.
@@ -142,7 +147,6 @@ pub(crate) struct StorePublisher {
     pub(crate) control: Arc<Control>,
     pub(crate) feed: Arc<Feed>,
     pub(crate) validator: Arc<CompileValidator>,
-    pub(crate) plugins: Registry,
     pub(crate) handle: SnapshotHandle,
     pub(crate) listen: Listen,
     pub(crate) workers: usize,
@@ -187,29 +191,34 @@ impl StorePublisher {
             return;
         }
         let listen = self.listen.clone();
-        let plugins = self.plugins.clone();
         let workers = self.workers;
         let started = std::time::Instant::now();
-        // A write made through this node was compiled when it was validated.
+        let thread = &self.validator.thread;
+        // A write made through this node was compiled when it was validated; a change made
+        // elsewhere is compiled on the compile thread, reusing what did not change.
         let compiled = match self.validator.take(state.revision) {
-            Some(snapshot) => Ok((state, Ok(snapshot))),
+            Some(snapshot) => Some((state, Ok(snapshot))),
             None => {
-                tokio::task::spawn_blocking(move || {
-                    let snapshot =
-                        compile_state(&state, &listen, &plugins, Some(&previous), workers);
-                    (state, snapshot)
-                })
-                .await
+                thread
+                    .run(move |incremental| {
+                        let snapshot = incremental
+                            .compile_state(&state, listen, false, Some(&previous), workers)
+                            .map_err(|items| describe(&items));
+                        drop(previous);
+                        (state, snapshot)
+                    })
+                    .await
             }
         };
         match compiled {
-            Ok((state, Ok(snapshot))) => {
+            Some((state, Ok(snapshot))) => {
                 let log = &snapshot.server.access_log;
                 if let Err(e) = self.access_log.configure(log.enabled, &log.output) {
                     tracing::error!(output = %log.output, error = %e, "cannot open the new access log output; keeping the previous one");
                 }
                 let revision = snapshot.revision;
-                self.handle.publish(snapshot);
+                // Freed on the compile thread, not by the last request using it on a worker.
+                thread.drop_later(self.handle.replace(snapshot));
                 self.metrics.success(revision);
                 tracing::info!(
                     revision,
@@ -217,7 +226,7 @@ impl StorePublisher {
                     "store revision {} live", state.revision
                 );
             }
-            Ok((state, Err(e))) => {
+            Some((state, Err(e))) => {
                 // Writes are validated before they are committed, so this means the store was
                 // changed by something else (a newer node, a hand edit): keep serving.
                 self.metrics.failure();
@@ -226,9 +235,11 @@ impl StorePublisher {
                     "store revision cannot be compiled, still serving the previous one:\n{e}"
                 );
             }
-            Err(e) => {
+            None => {
                 self.metrics.failure();
-                tracing::error!(error = %e, "compiling the store revision failed");
+                tracing::error!(
+                    "compiling the store revision failed: the compile thread has stopped"
+                );
             }
         }
     }

@@ -34,6 +34,7 @@ pub use collection::{
     ApiVersions, Collection, Consumers, Deployments, Environments, Policies, Releases, Services,
 };
 pub use entry::Entry;
+pub use project::Projection;
 pub use protect::protect_consumer;
 pub use writer::{Prepared, WriteError, Writer};
 

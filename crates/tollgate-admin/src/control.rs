@@ -3,6 +3,8 @@
 //! configuration with the same code as configuration files, commit it with compare-and-swap,
 //! and publish the new state. A failed step writes nothing.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tollgate_model::{Config, Diagnostic, Listen};
@@ -15,12 +17,24 @@ pub trait ConfigValidator: Send + Sync {
     /// Every problem found, with field paths; `Ok` when the configuration would load.
     fn validate(&self, config: &Config) -> Result<(), Vec<Diagnostic>>;
 
-    /// Validates the configuration a write would commit as store `revision`. A validator
-    /// that compiles may keep the result, so that the data plane publishes it once the write
-    /// is [`ConfigValidator::committed`] instead of compiling the same state again.
-    fn prepare(&self, config: &Config, revision: i64) -> Result<(), Vec<Diagnostic>> {
+    /// Validates the configuration of `state` (with the node's `listen`), which a write
+    /// would commit as store `revision`. A validator that compiles may keep the result, so
+    /// that the data plane publishes it once the write is [`ConfigValidator::committed`]
+    /// instead of compiling the same state again, and may do the work on a thread of its
+    /// own. `key` decrypts certificates' private keys for the check (in memory only).
+    /// Default: [`ConfigValidator::validate`] of the state's live configuration, here.
+    fn prepare(
+        &self,
+        state: Arc<State>,
+        listen: Listen,
+        key: Arc<SecretKey>,
+        revision: i64,
+    ) -> Preparing<'_> {
         let _ = revision;
-        self.validate(config)
+        let checked = state
+            .to_live_config(listen, &key)
+            .and_then(|config| self.validate(&config));
+        Box::pin(std::future::ready(checked))
     }
 
     /// The write prepared as `revision` was committed.
@@ -28,6 +42,9 @@ pub trait ConfigValidator: Send + Sync {
         let _ = revision;
     }
 }
+
+/// A [`ConfigValidator::prepare`] under way.
+pub type Preparing<'a> = Pin<Box<dyn Future<Output = Result<(), Vec<Diagnostic>>> + Send + 'a>>;
 
 /// Where the state comes from.
 enum Source {
@@ -227,11 +244,15 @@ impl Control {
                 });
             }
             let prepared = writer.finish();
+            let next = Arc::new(prepared.state);
             self.validator
                 .prepare(
-                    &self.live_config(&prepared.state)?,
+                    next.clone(),
+                    self.listen.clone(),
+                    self.key.clone(),
                     prepared.base_revision + 1,
                 )
+                .await
                 .map_err(WriteError::Invalid)?;
             match feed
                 .store()
@@ -240,7 +261,7 @@ impl Control {
             {
                 Ok(revision) => {
                     self.validator.committed(revision);
-                    let mut state = prepared.state;
+                    let mut state = Arc::unwrap_or_clone(next);
                     state.revision = revision;
                     let state = Arc::new(state);
                     feed.install(state.clone());

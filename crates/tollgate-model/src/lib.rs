@@ -50,5 +50,5 @@ pub use server::{
 pub use service::{MockBackend, Pool, Protocol, Service, Target, UpstreamTimeouts, UpstreamTls};
 pub use timestamp::Timestamp;
 pub use tls::{CertificateFile, TlsConfig, TlsVersion};
-pub use validate::{TargetUrl, validate};
+pub use validate::{TargetUrl, ValidationCache, validate};
 pub use x509::{CertificateChain, CertificateDetails, parse_certificate_chain, unfold_pem};

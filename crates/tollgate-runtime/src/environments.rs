@@ -23,8 +23,9 @@ use crate::Router;
 pub struct CompiledEnvironment {
     /// Its name, for logs and metrics.
     pub name: Arc<str>,
-    /// Routes of the API versions live in it.
-    pub router: Router,
+    /// Routes of the API versions live in it (shared with the next snapshot when they do not
+    /// change).
+    pub router: Arc<Router>,
 }
 
 /// How an environment is reached, as configured.
@@ -179,7 +180,7 @@ mod tests {
             .iter()
             .map(|(name, _, _)| CompiledEnvironment {
                 name: (*name).into(),
-                router: Router::default(),
+                router: Arc::default(),
             })
             .collect();
         let bindings: Vec<Binding> = spec

@@ -26,4 +26,10 @@ impl SnapshotHandle {
     pub fn publish(&self, next: Snapshot) {
         self.0.store(Arc::new(next));
     }
+
+    /// Makes `next` current and returns the snapshot it replaces, so that the caller, not
+    /// the last request using it, decides where and when it is freed.
+    pub fn replace(&self, next: Snapshot) -> Arc<Snapshot> {
+        self.0.swap(Arc::new(next))
+    }
 }

@@ -22,7 +22,7 @@ mod snapshot;
 mod tls;
 
 pub use chain::Chain;
-pub use compile::{CompileOptions, compile};
+pub use compile::{CompileOptions, Compiler, compile};
 pub use debug::{TRACE_HEADER, Trace, TraceStep, UpstreamTrace};
 pub use deprecation::DeprecationHeaders;
 pub use environments::{CompiledEnvironment, Environments};

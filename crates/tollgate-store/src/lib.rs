@@ -29,8 +29,8 @@ pub use error::StoreError;
 pub use feed::{Feed, Watcher};
 pub use health::StoreHealth;
 pub use state::{
-    ApiVersion, Collection, Deployment, Entry, Prepared, Release, ReleaseAction, State, WriteError,
-    Writer,
+    ApiVersion, Collection, Deployment, Entry, Prepared, Projection, Release, ReleaseAction, State,
+    WriteError, Writer,
 };
 pub use state::{
     ApiVersions, Certificates, Consumers, Deployments, Environments, Policies, Releases, Services,

@@ -5,6 +5,7 @@
 mod admin_cmd;
 mod cli;
 mod client;
+mod compile_thread;
 mod debugger;
 mod load;
 mod logging;
@@ -16,6 +17,8 @@ mod store_health;
 mod store_mode;
 mod validator;
 mod watch;
+#[cfg(test)]
+mod write_cost;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -387,7 +387,6 @@ impl Serving {
                         control: opened.control,
                         feed: opened.feed,
                         validator: opened.validator,
-                        plugins,
                         handle,
                         listen,
                         workers,
@@ -476,7 +475,6 @@ fn open_mode(
     plugins: &tollgate_plugin_api::Registry,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Mode, (String, u8)> {
-    let validator = Arc::new(CompileValidator::new(plugins.clone()));
     if let Some(path) = &args.config {
         if args.listen.is_some() || args.listen_tls.is_some() || args.admin_listen.is_some() {
             return Err((
@@ -485,11 +483,15 @@ fn open_mode(
             ));
         }
         let loaded = load::read_config(path).map_err(|e| (e.to_string(), 2))?;
-        let key = SecretKey::generate().map_err(|e| (format!("tollgate: {e}"), 1))?;
+        let key = Arc::new(SecretKey::generate().map_err(|e| (format!("tollgate: {e}"), 1))?);
+        // Read-only: writes are never prepared, the thread stays idle.
+        let thread = crate::compile_thread::CompileThread::spawn(plugins.clone(), key.clone())
+            .map_err(|e| (format!("tollgate: cannot start the compile thread: {e}"), 1))?;
+        let validator = Arc::new(CompileValidator::new(plugins.clone(), thread));
         let debugger = Arc::new(crate::debugger::SandboxDebugger {
             plugins: plugins.clone(),
         });
-        let control = Control::with_file(&loaded.config, Arc::new(key), validator)
+        let control = Control::with_file(&loaded.config, key, validator)
             .map_err(|e| (format!("tollgate: {e}"), 2))?
             .with_debugger(debugger);
         return Ok(Mode::File {

@@ -107,7 +107,9 @@ pub(crate) async fn open(
 ) -> Result<Opened, (String, u8)> {
     let key = Arc::new(args.secret_key().map_err(|e| (e, 1))?);
     let feed = open_feed(args, role).await?;
-    let validator = Arc::new(CompileValidator::new(plugins.clone()));
+    let thread = crate::compile_thread::CompileThread::spawn(plugins.clone(), key.clone())
+        .map_err(|e| (format!("cannot start the compile thread: {e}"), 1))?;
+    let validator = Arc::new(CompileValidator::new(plugins.clone(), thread));
     let debugger = Arc::new(crate::debugger::SandboxDebugger {
         plugins: plugins.clone(),
     });
@@ -187,14 +189,9 @@ pub(crate) fn compile_state(
     previous: Option<&Snapshot>,
     workers: usize,
 ) -> Result<Snapshot, String> {
-    let show = |items: Vec<tollgate_model::Diagnostic>| {
-        items
-            .iter()
-            .map(|d| format!("{}: {}", d.path, d.message))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    let config = state.to_live_config(listen.clone(), key).map_err(show)?;
+    let config = state
+        .to_live_config(listen.clone(), key)
+        .map_err(|items| describe(&items))?;
     compile(
         &config,
         &CompileOptions {
@@ -204,7 +201,16 @@ pub(crate) fn compile_state(
             revision: u64::try_from(state.revision).unwrap_or(0),
         },
     )
-    .map_err(show)
+    .map_err(|items| describe(&items))
+}
+
+/// Problems, one a line.
+fn describe(items: &[tollgate_model::Diagnostic]) -> String {
+    items
+        .iter()
+        .map(|d| format!("{}: {}", d.path, d.message))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Publishes every new state of the store to the data plane until `stop` resolves.
@@ -212,7 +218,6 @@ pub(crate) struct StorePublisher {
     pub(crate) control: Arc<Control>,
     pub(crate) feed: Arc<Feed>,
     pub(crate) validator: Arc<CompileValidator>,
-    pub(crate) plugins: Registry,
     pub(crate) handle: SnapshotHandle,
     pub(crate) listen: Listen,
     pub(crate) workers: usize,
@@ -266,31 +271,28 @@ impl StorePublisher {
             return;
         }
         let listen = self.listen.clone();
-        let plugins = self.plugins.clone();
         let workers = self.workers;
-        let control = self.control.clone();
         let had_tls = previous.tls.is_some();
         let started = std::time::Instant::now();
-        // A write made through this node was compiled when it was validated.
+        let thread = &self.validator.thread;
+        // A write made through this node was compiled when it was validated; a change made
+        // elsewhere is compiled on the compile thread, reusing what did not change.
         let compiled = match self.validator.take(state.revision) {
-            Some(snapshot) => Ok((state, Ok(snapshot))),
+            Some(snapshot) => Some((state, Ok(snapshot))),
             None => {
-                tokio::task::spawn_blocking(move || {
-                    let snapshot = compile_state(
-                        &state,
-                        &listen,
-                        control.secret_key(),
-                        &plugins,
-                        Some(&previous),
-                        workers,
-                    );
-                    (state, snapshot)
-                })
-                .await
+                thread
+                    .run(move |incremental| {
+                        let snapshot = incremental
+                            .compile_state(&state, listen, false, Some(&previous), workers)
+                            .map_err(|items| describe(&items));
+                        drop(previous);
+                        (state, snapshot)
+                    })
+                    .await
             }
         };
         match compiled {
-            Ok((state, Ok(snapshot))) => {
+            Some((state, Ok(snapshot))) => {
                 let log = &snapshot.server.access_log;
                 if let Err(e) = self.access_log.configure(log.enabled, &log.output) {
                     tracing::error!(output = %log.output, error = %e, "cannot open the new access log output; keeping the previous one");
@@ -301,7 +303,8 @@ impl StorePublisher {
                     );
                 }
                 let revision = snapshot.revision;
-                self.handle.publish(snapshot);
+                // Freed on the compile thread, not by the last request using it on a worker.
+                thread.drop_later(self.handle.replace(snapshot));
                 if let Some(cache) = &self.cache {
                     cache.send_replace(Some(state.clone()));
                 }
@@ -312,7 +315,7 @@ impl StorePublisher {
                     "store revision {} live", state.revision
                 );
             }
-            Ok((state, Err(e))) => {
+            Some((state, Err(e))) => {
                 // Writes are validated before they are committed, so this means the store was
                 // changed by something else (a newer node, a hand edit): keep serving.
                 self.metrics.failure();
@@ -321,9 +324,11 @@ impl StorePublisher {
                     "store revision cannot be compiled, still serving the previous one:\n{e}"
                 );
             }
-            Err(e) => {
+            None => {
                 self.metrics.failure();
-                tracing::error!(error = %e, "compiling the store revision failed");
+                tracing::error!(
+                    "compiling the store revision failed: the compile thread has stopped"
+                );
             }
         }
     }

@@ -1,20 +1,28 @@
 //! The configuration check behind every admin write: exactly what loading a file does
 //! (model validation, then compiling with the plugin registry, which types every policy's
-//! configuration), without publishing anything.
+//! configuration), without publishing anything. Writes are checked on the compile thread
+//! ([`crate::compile_thread`]), reusing what the previous write did not change.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
-use tollgate_model::{Config, Diagnostic};
+use tollgate_admin::control::Preparing;
+use tollgate_model::{Config, Diagnostic, Listen};
 use tollgate_plugin_api::Registry;
 use tollgate_runtime::{CompileOptions, Snapshot, SnapshotHandle, compile};
+use tollgate_store::State;
+use tollgate_store::secrets::SecretKey;
+
+use crate::compile_thread::CompileThread;
 
 /// Validates configurations by compiling them. In store mode, once the data plane runs
 /// ([`CompileValidator::serve`]), a write's compile is kept and published when the write
 /// commits, so each write is compiled once.
 pub(crate) struct CompileValidator {
     pub(crate) plugins: Registry,
+    /// Where writes are checked and compiled.
+    pub(crate) thread: CompileThread,
     /// The data plane's snapshots and worker count.
     plane: OnceLock<(SnapshotHandle, usize)>,
     /// The snapshot of the last prepared write.
@@ -28,9 +36,10 @@ struct Prepared {
 }
 
 impl CompileValidator {
-    pub(crate) fn new(plugins: Registry) -> Self {
+    pub(crate) fn new(plugins: Registry, thread: CompileThread) -> Self {
         Self {
             plugins,
+            thread,
             plane: OnceLock::new(),
             prepared: ArcSwapOption::empty(),
         }
@@ -68,27 +77,53 @@ impl tollgate_admin::control::ConfigValidator for CompileValidator {
         .map(drop)
     }
 
-    fn prepare(&self, config: &Config, revision: i64) -> Result<(), Vec<Diagnostic>> {
-        let Some((handle, workers)) = self.plane.get() else {
-            return self.validate(config);
-        };
-        tollgate_model::validate(config)?;
-        let previous = handle.load();
-        let snapshot = compile(
-            config,
-            &CompileOptions {
-                registry: &self.plugins,
-                previous: Some(&previous),
-                workers: *workers,
-                revision: u64::try_from(revision).unwrap_or(0),
-            },
-        )?;
-        self.prepared.store(Some(Arc::new(Prepared {
-            revision,
-            committed: AtomicBool::new(false),
-            snapshot,
-        })));
-        Ok(())
+    fn prepare(
+        &self,
+        state: Arc<State>,
+        listen: Listen,
+        // The compile thread was given the same key when it started.
+        _key: Arc<SecretKey>,
+        revision: i64,
+    ) -> Preparing<'_> {
+        Box::pin(async move {
+            let plane = self
+                .plane
+                .get()
+                .map(|(handle, workers)| (handle.clone(), *workers));
+            let done = self
+                .thread
+                .run(move |incremental| {
+                    let result = match &plane {
+                        // Compiled for the data plane (pools carried over), kept for publishing.
+                        Some((handle, workers)) => {
+                            let previous = handle.load();
+                            incremental
+                                .compile_state(&state, listen, true, Some(&previous), *workers)
+                                .map(Some)
+                        }
+                        None => incremental
+                            .compile_state(&state, listen, true, None, 1)
+                            .map(|_| None),
+                    };
+                    drop(state);
+                    result
+                })
+                .await;
+            let Some(result) = done else {
+                return Err(vec![Diagnostic::new(
+                    tollgate_model::FieldPath::root(),
+                    "the compile thread has stopped",
+                )]);
+            };
+            if let Some(snapshot) = result? {
+                self.prepared.store(Some(Arc::new(Prepared {
+                    revision,
+                    committed: AtomicBool::new(false),
+                    snapshot,
+                })));
+            }
+            Ok(())
+        })
     }
 
     fn committed(&self, revision: i64) {

@@ -2,37 +2,123 @@
 //! route conflicts, which are checked per environment among the API versions live in it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use super::{Envs, Validator, check_host, is_name, is_token_byte};
 use crate::{Api, Config, FieldPath, HeaderMatch, PathPattern, QueryMatch, Route};
 
 /// What one route claims: the keys it matches under, with its methods.
+#[derive(Debug)]
 struct Claim {
-    api: usize,
-    at: FieldPath,
-    keys: Vec<MatchKey>,
+    /// Index in the API's routes.
+    route: usize,
+    keys: Vec<HashedKey>,
     methods: BTreeSet<String>,
 }
 
+/// A claimed key with its hash, computed once when its API is checked (route conflicts are
+/// looked for across every API at every validation; hashing the keys again each time was
+/// most of its cost).
+#[derive(Debug)]
+struct HashedKey {
+    hash: u64,
+    key: MatchKey,
+}
+
+impl HashedKey {
+    fn new(key: MatchKey) -> Self {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        Self {
+            hash: BuildHasherDefault::<DefaultHasher>::default().hash_one(&key),
+            key,
+        }
+    }
+}
+
+impl PartialEq for HashedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.key == other.key
+    }
+}
+
+impl Eq for HashedKey {}
+
+impl std::hash::Hash for HashedKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Hashes a [`HashedKey`] by taking its precomputed hash.
+#[derive(Default)]
+struct Precomputed(u64);
+
+impl std::hash::Hasher for Precomputed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The checks of one API version that depend on nothing else, kept for as long as its
+/// definition does not change: only error-free APIs are kept, so a kept API has nothing to
+/// report and only its claims (for conflicts across APIs) are needed.
+#[derive(Debug, Default)]
+pub(super) struct ApiChecks {
+    /// By (API name, version): the definition checked and its routes' claims.
+    checked: HashMap<(String, String), Checked>,
+}
+
+/// A definition checked without problems, and its routes' claims.
+type Checked = (Api, Arc<Vec<Claim>>);
+
+fn route_path(api: usize, route: usize) -> FieldPath {
+    FieldPath::root()
+        .key("apis")
+        .index(api)
+        .key("routes")
+        .index(route)
+}
+
 impl Validator {
-    pub(super) fn apis(&mut self, config: &Config, envs: &Envs<'_>) {
+    pub(super) fn apis(&mut self, config: &Config, envs: &Envs<'_>, cache: &mut ApiChecks) {
         let services: HashSet<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
         let root = FieldPath::root().key("apis");
         let mut versions = HashMap::new();
-        let mut claims = Vec::new();
+        let mut previous = std::mem::take(&mut cache.checked);
+        let mut claims: Vec<(usize, Arc<Vec<Claim>>)> = Vec::with_capacity(config.apis.len());
         for (i, api) in config.apis.iter().enumerate() {
             let at = root.index(i);
-            self.name(&at.key("name"), &api.name);
-            if !is_name(&api.version) {
-                self.err(
-                    at.key("version"),
-                    format!(
-                        "{:?} is not a valid version (1-128 of letters, digits, '-', '_', '.')",
-                        api.version
-                    ),
-                );
+            let key = (api.name.clone(), api.version.clone());
+            let reused = match previous.remove(&key) {
+                Some((checked, claims)) if checked == *api => Some((checked, claims)),
+                _ => None,
+            };
+            // Checks across APIs (unique name and version, services) are made every time; the
+            // others only for a definition not checked before.
+            let before = self.errors.len();
+            let mut shared = 0;
+            if reused.is_none() {
+                self.name(&at.key("name"), &api.name);
+                if !is_name(&api.version) {
+                    self.err(
+                        at.key("version"),
+                        format!(
+                            "{:?} is not a valid version (1-128 of letters, digits, '-', '_', '.')",
+                            api.version
+                        ),
+                    );
+                }
             }
             if let Some(first) = versions.insert((api.name.as_str(), api.version.as_str()), i) {
+                shared += 1;
                 self.err(
                     at.key("name"),
                     format!(
@@ -40,6 +126,19 @@ impl Validator {
                         api.name, api.version
                     ),
                 );
+            }
+            if let Some((checked, api_claims)) = reused {
+                for (j, route) in api.routes.iter().enumerate() {
+                    if !services.contains(route.service.as_str()) {
+                        self.err(
+                            route_path(i, j).key("service"),
+                            format!("no service named {:?}", route.service),
+                        );
+                    }
+                }
+                claims.push((i, api_claims.clone()));
+                cache.checked.insert(key, (checked, api_claims));
+                continue;
             }
             for (h, host) in api.hosts.iter().enumerate() {
                 if let Err(reason) = check_host(host) {
@@ -55,6 +154,7 @@ impl Validator {
                 );
             }
             let mut route_names = HashMap::new();
+            let mut api_claims = Vec::with_capacity(api.routes.len());
             for (j, route) in api.routes.iter().enumerate() {
                 let rat = at.key("routes").index(j);
                 self.name(&rat.key("name"), &route.name);
@@ -68,18 +168,23 @@ impl Validator {
                     );
                 }
                 if !services.contains(route.service.as_str()) {
+                    shared += 1;
                     self.err(
                         rat.key("service"),
                         format!("no service named {:?}", route.service),
                     );
                 }
                 let (keys, methods) = self.route(api, route, &rat);
-                claims.push(Claim {
-                    api: i,
-                    at: rat,
+                api_claims.push(Claim {
+                    route: j,
                     keys,
                     methods,
                 });
+            }
+            let api_claims = Arc::new(api_claims);
+            claims.push((i, api_claims.clone()));
+            if self.errors.len() - before == shared {
+                cache.checked.insert(key, (api.clone(), api_claims));
             }
         }
         self.conflicts(config, envs, &claims);
@@ -88,7 +193,7 @@ impl Validator {
     /// Route conflicts: the same host, pattern and conditions with overlapping methods, among
     /// the API versions live in one environment. A version live nowhere (a draft) is checked
     /// on its own.
-    fn conflicts(&mut self, config: &Config, envs: &Envs<'_>, claims: &[Claim]) {
+    fn conflicts(&mut self, config: &Config, envs: &Envs<'_>, claims: &[(usize, Arc<Vec<Claim>>)]) {
         let mut groups: Vec<(Option<&str>, Vec<bool>)> = Vec::new();
         for env in envs.list {
             let live = config
@@ -107,38 +212,63 @@ impl Validator {
         }
         let mut reported = HashSet::new();
         for (env, members) in &groups {
-            let mut by_key: HashMap<&MatchKey, Vec<&Claim>> = HashMap::new();
-            for claim in claims.iter().filter(|c| members[c.api]) {
-                for key in &claim.keys {
-                    let entry = by_key.entry(key).or_default();
-                    if !entry.iter().any(|c| c.at == claim.at) {
-                        entry.push(claim);
+            let mut by_key: HashMap<
+                &HashedKey,
+                Vec<(usize, &Claim)>,
+                std::hash::BuildHasherDefault<Precomputed>,
+            > = HashMap::with_capacity_and_hasher(
+                claims
+                    .iter()
+                    .filter(|(a, _)| members[*a])
+                    .flat_map(|(_, c)| c.iter())
+                    .map(|c| c.keys.len())
+                    .sum(),
+                Default::default(),
+            );
+            for (api, api_claims) in claims.iter().filter(|(a, _)| members[*a]) {
+                for claim in api_claims.iter() {
+                    for key in &claim.keys {
+                        let entry = by_key.entry(key).or_default();
+                        if !entry
+                            .iter()
+                            .any(|(a, c)| *a == *api && c.route == claim.route)
+                        {
+                            entry.push((*api, claim));
+                        }
                     }
                 }
             }
             let suffix = env.map(|e| envs.suffix(e)).unwrap_or_default();
-            // Keys in a stable order, so the reported pair does not depend on hashing.
-            let mut keys: Vec<&&MatchKey> = by_key.keys().collect();
-            keys.sort_by_key(|k| (&k.host, &k.path, &k.conditions));
+            // Keys claimed more than once, in a stable order, so the reported pair does not
+            // depend on hashing.
+            let mut keys: Vec<&&HashedKey> = by_key
+                .iter()
+                .filter(|(_, list)| list.len() > 1)
+                .map(|(k, _)| k)
+                .collect();
+            keys.sort_by_key(|k| (&k.key.host, &k.key.path, &k.key.conditions));
             for key in keys {
                 let list = &by_key[*key];
-                for (a, first) in list.iter().enumerate() {
-                    for second in &list[a + 1..] {
+                for (a, (first_api, first)) in list.iter().enumerate() {
+                    for (second_api, second) in &list[a + 1..] {
                         // Two versions of one API live together is reported on its own.
-                        let versions = first.api != second.api
-                            && config.apis[first.api].name == config.apis[second.api].name;
+                        let versions = first_api != second_api
+                            && config.apis[*first_api].name == config.apis[*second_api].name;
                         let overlap = first.methods.is_empty()
                             || second.methods.is_empty()
                             || !first.methods.is_disjoint(&second.methods);
                         if overlap
                             && !versions
-                            && reported.insert((second.at.clone(), first.at.clone()))
+                            && reported
+                                .insert(((*second_api, second.route), (*first_api, first.route)))
                         {
                             self.err(
-                                second.at.clone(),
+                                route_path(*second_api, second.route),
                                 format!(
                                     "conflicts with {}: both match host {} and path {} with the same conditions{suffix}; make one more specific",
-                                    first.at, key.host, key.path
+                                    route_path(*first_api, first.route),
+                                    key.key.host,
+                                    key.key.path
                                 ),
                             );
                         }
@@ -154,7 +284,7 @@ impl Validator {
         api: &Api,
         route: &Route,
         at: &FieldPath,
-    ) -> (Vec<MatchKey>, BTreeSet<String>) {
+    ) -> (Vec<HashedKey>, BTreeSet<String>) {
         if route.paths.is_empty() {
             self.err(at.key("paths"), "a route needs at least one path");
         }
@@ -257,7 +387,7 @@ impl Validator {
                 }
             }
         }
-        (keys, methods)
+        (keys.into_iter().map(HashedKey::new).collect(), methods)
     }
 
     fn rewrite_template(&mut self, at: &FieldPath, template: &str, patterns: &[PathPattern]) {

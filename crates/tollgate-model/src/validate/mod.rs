@@ -5,7 +5,9 @@
 //! [`apis`] (APIs, routes and route conflicts, per environment), [`environments`]
 //! (environments, publishing, deprecation and `${vars.NAME}` references), [`consumers`]
 //! (credentials and grants) and [`certificates`] (certificate files and named certificates).
-//! Plugin configurations are checked later, by the runtime.
+//! Plugin configurations are checked later, by the runtime. A [`ValidationCache`] validates a
+//! sequence of configurations (admin writes), checking again only the API versions that
+//! changed.
 
 mod apis;
 mod certificates;
@@ -20,26 +22,42 @@ use crate::{Config, Diagnostic, Environment, FieldPath};
 /// Checks a parsed configuration; returns every problem found (empty list never returned),
 /// sorted by field path.
 pub fn validate(config: &Config) -> Result<(), Vec<Diagnostic>> {
-    let mut v = Validator::default();
-    let envs = config.effective_environments();
-    let envs = Envs {
-        list: &envs,
-        explicit: !config.environments.is_empty(),
-    };
-    v.server(config);
-    v.services(&config.services);
-    v.environments(config);
-    v.apis(config, &envs);
-    v.publishing(config, &envs);
-    v.variables(config, &envs);
-    v.consumers(config, &envs);
-    v.certificate_files(config);
-    v.certificates(config);
-    if v.errors.is_empty() {
-        Ok(())
-    } else {
-        v.errors.sort_by_cached_key(|e| e.path.to_string());
-        Err(v.errors)
+    ValidationCache::default().validate(config)
+}
+
+/// Validates configurations one after the other, reusing the checks of API versions whose
+/// definitions did not change since the previous one (each API version's own checks depend
+/// on its definition only; the checks across APIs, such as route conflicts, are made every
+/// time). Gives exactly what [`validate`] gives.
+#[derive(Debug, Default)]
+pub struct ValidationCache {
+    apis: apis::ApiChecks,
+}
+
+impl ValidationCache {
+    /// [`validate`], reusing what this cache checked before.
+    pub fn validate(&mut self, config: &Config) -> Result<(), Vec<Diagnostic>> {
+        let mut v = Validator::default();
+        let envs = config.effective_environments();
+        let envs = Envs {
+            list: &envs,
+            explicit: !config.environments.is_empty(),
+        };
+        v.server(config);
+        v.services(&config.services);
+        v.environments(config);
+        v.apis(config, &envs, &mut self.apis);
+        v.publishing(config, &envs);
+        v.variables(config, &envs);
+        v.consumers(config, &envs);
+        v.certificate_files(config);
+        v.certificates(config);
+        if v.errors.is_empty() {
+            Ok(())
+        } else {
+            v.errors.sort_by_cached_key(|e| e.path.to_string());
+            Err(v.errors)
+        }
     }
 }
 
@@ -142,6 +160,9 @@ fn check_host(host: &str) -> Result<(), String> {
         ))
     }
 }
+
+#[cfg(test)]
+mod reuse_tests;
 
 #[cfg(test)]
 mod test_support {

@@ -39,6 +39,7 @@ pub use collection::{
     Releases, Services,
 };
 pub use entry::Entry;
+pub use project::Projection;
 pub use protect::protect_consumer;
 pub use writer::{Prepared, WriteError, Writer};
 

@@ -1,0 +1,104 @@
+//! [`ValidationCache`] must report exactly what [`validate`] reports, after every kind of
+//! change, valid or not.
+
+use super::{ValidationCache, validate};
+use crate::Config;
+
+const BASE: &str = r#"
+environments:
+  - {name: prod, hosts: [api.test]}
+  - {name: test}
+services:
+  - {name: s, targets: [{url: "http://127.0.0.1:1"}]}
+  - {name: t, targets: [{url: "http://${vars.host}:1"}]}
+apis:
+  - name: a
+    routes:
+      - {name: r0, paths: ["= /x", "/u/{id}"], service: s}
+      - {name: r1, paths: ["/p/"], service: s, methods: [GET]}
+  - name: b
+    publish: [test]
+    routes:
+      - {name: r0, paths: ["/b"], service: s}
+  - name: c
+    publish: []
+    routes:
+      - {name: r0, paths: ["= /c"], service: s}
+"#;
+
+/// Each step is applied to the previous one's text.
+const STEPS: &[(&str, &str)] = &[
+    // A conflict across APIs, then resolved.
+    ("paths: [\"/b\"]", "paths: [\"/u/{uid}\"]"),
+    (
+        "publish: [test]\n",
+        "publish: [test]\n    hosts: [b.test]\n",
+    ),
+    // Inside one API: a duplicate route name, then fixed.
+    ("{name: r1, paths", "{name: r0, paths"),
+    ("{name: r0, paths: [\"/p/\"]", "{name: r1, paths: [\"/p/\"]"),
+    // A service the unchanged APIs use disappears, then comes back.
+    (
+        "  - {name: s, targets: [{url: \"http://127.0.0.1:1\"}]}\n",
+        "",
+    ),
+    (
+        "services:\n",
+        "services:\n  - {name: s, targets: [{url: \"http://127.0.0.1:1\"}]}\n",
+    ),
+    // A variable no environment defines, used once `t` is.
+    ("service: s, methods", "service: t, methods"),
+    ("  - {name: test}", "  - {name: test, variables: {host: h}}"),
+    // Duplicate API version.
+    ("  - name: c\n", "  - name: a\n"),
+    (
+        "  - name: a\n    publish: []",
+        "  - name: c\n    publish: []",
+    ),
+    // Invalid host and version in a new API.
+    (
+        "apis:\n",
+        "apis:\n  - name: d\n    version: 'v 1'\n    hosts: ['bad host']\n    routes: [{name: r0, paths: [\"/d\"], service: s}]\n",
+    ),
+    ("    version: 'v 1'\n    hosts: ['bad host']\n", ""),
+    // Drafts conflicting with themselves only.
+    (
+        "{name: r0, paths: [\"= /c\"], service: s}",
+        "{name: r0, paths: [\"= /x\", \"= /x/\"], service: s}",
+    ),
+    // An environment removed under a published API.
+    ("  - {name: test, variables: {host: h}}\n", ""),
+];
+
+fn errors(result: Result<(), Vec<crate::Diagnostic>>) -> Vec<String> {
+    match result {
+        Ok(()) => Vec::new(),
+        Err(list) => list
+            .iter()
+            .map(|d| format!("{}: {}", d.path, d.message))
+            .collect(),
+    }
+}
+
+#[test]
+fn a_reusing_validation_reports_what_a_full_one_reports_after_every_change() {
+    let mut cache = ValidationCache::default();
+    let mut text = BASE.to_owned();
+    let parse = |text: &str| {
+        serde_yaml_ng::from_str::<Config>(text).unwrap_or_else(|e| panic!("{e}:\n{text}"))
+    };
+    assert_eq!(errors(cache.validate(&parse(&text))), Vec::<String>::new());
+    let mut refused = Vec::new();
+    for (n, (from, to)) in STEPS.iter().enumerate() {
+        assert!(text.contains(from), "step {n} does not apply:\n{text}");
+        text = text.replacen(from, to, 1);
+        let config = parse(&text);
+        let reusing = errors(cache.validate(&config));
+        assert_eq!(reusing, errors(validate(&config)), "step {n}:\n{text}");
+        if !reusing.is_empty() {
+            refused.push(n);
+        }
+    }
+    // From step 6 on, `prod` lacks the variable `t` needs.
+    assert_eq!(refused, [0, 2, 4, 6, 7, 8, 9, 10, 11, 12, 13]);
+}

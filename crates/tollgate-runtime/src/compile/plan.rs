@@ -1,0 +1,209 @@
+//! One API version compiled as far as it can be without knowing the environment, the global
+//! policies or the other APIs: its policies, and per route the conditions, hosts, patterns
+//! and rewrite. A plan depends only on the API's definition (and the plugin registry), so a
+//! [`super::Compiler`] reuses it for as long as the definition does not change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tollgate_model::{Api, Diagnostic, FieldPath, PathPattern};
+use tollgate_plugin_api::RouteInfo;
+
+use super::conditions;
+use super::policies::{Built, PolicyBuilder};
+use crate::router::{Conditions, MAX_PARAMS};
+use crate::{Chain, CompiledRewrite};
+
+/// An API version, planned.
+pub(super) struct ApiPlan {
+    /// Unique among the plans of one compiler: routers built from this plan name it.
+    pub(super) id: u64,
+    /// The definition it was built from.
+    pub(super) api: Api,
+    /// The API's version, shared by its compiled routes.
+    pub(super) version: Arc<str>,
+    /// API-scope policies.
+    pub(super) policies: Vec<Built>,
+    /// Routes, in definition order.
+    pub(super) routes: Vec<RoutePlan>,
+    /// Chains of the routes (same order), merged with the global policies of generation
+    /// `chains_for`.
+    pub(super) chains: Vec<Arc<Chain>>,
+    pub(super) chains_for: u64,
+}
+
+/// A route, planned.
+pub(super) struct RoutePlan {
+    /// Index in the API's `routes`.
+    pub(super) route: usize,
+    pub(super) info: Arc<RouteInfo>,
+    /// Route-scope policies.
+    pub(super) policies: Vec<Built>,
+    pub(super) conditions: Conditions,
+    /// `None`: any host.
+    pub(super) hosts: Vec<Option<String>>,
+    pub(super) patterns: Vec<PatternPlan>,
+    pub(super) rewrite: Option<CompiledRewrite>,
+}
+
+/// One path pattern of a route, ready for the router.
+pub(super) struct PatternPlan {
+    pub(super) pattern: PathPattern,
+    pub(super) params: Vec<Arc<str>>,
+    pub(super) static_prefix: Arc<str>,
+    /// Declaration order within the API (the compiler adds the patterns of the APIs before).
+    pub(super) order: usize,
+}
+
+/// What planning an API found.
+pub(super) struct Planned {
+    pub(super) plan: ApiPlan,
+    /// Whether planning reported an error (such a plan is not kept for reuse).
+    pub(super) failed: bool,
+}
+
+/// Plans `api` (at `apis[a]`), reporting problems to `errors` and, for policies, to
+/// `policies.errors`. Routes naming a service missing from `services` are left out (and
+/// reported), as a full compile always did.
+pub(super) fn plan_api(
+    api: &Api,
+    a: usize,
+    id: u64,
+    services: &HashMap<&str, usize>,
+    policies: &mut PolicyBuilder<'_>,
+    errors: &mut Vec<Diagnostic>,
+) -> Planned {
+    let before = (errors.len(), policies.errors.len());
+    let api_path = FieldPath::root().key("apis").index(a);
+    let api_policies = policies.build_all(&api.policies, &api_path.key("policies"));
+    let api_name: Arc<str> = api.name.as_str().into();
+    let mut routes = Vec::with_capacity(api.routes.len());
+    let mut order = 0usize;
+    for (r, route) in api.routes.iter().enumerate() {
+        let at = api_path.key("routes").index(r);
+        let route_policies = policies.build_all(&route.policies, &at.key("policies"));
+        if !services.contains_key(route.service.as_str()) {
+            errors.push(missing_service(a, r, &route.service));
+            continue;
+        }
+        let conditions = conditions(route, &at, errors);
+        let hosts: Vec<Option<String>> = if !route.hosts.is_empty() {
+            route.hosts.iter().map(|h| Some(h.clone())).collect()
+        } else if !api.hosts.is_empty() {
+            api.hosts.iter().map(|h| Some(h.clone())).collect()
+        } else {
+            vec![None]
+        };
+        let mut patterns = Vec::with_capacity(route.paths.len());
+        for (p, text) in route.paths.iter().enumerate() {
+            let pattern = match PathPattern::parse(text) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(Diagnostic::new(at.key("paths").index(p), e.to_string()));
+                    continue;
+                }
+            };
+            let pattern = match &api.base_path {
+                Some(base) => pattern.with_base(base),
+                None => pattern,
+            };
+            let params: Vec<Arc<str>> = pattern.param_names().into_iter().map(Into::into).collect();
+            if params.len() > MAX_PARAMS {
+                errors.push(Diagnostic::new(
+                    at.key("paths").index(p),
+                    format!("a path may capture at most {MAX_PARAMS} parameters"),
+                ));
+                continue;
+            }
+            let static_prefix: Arc<str> = pattern.static_prefix().into();
+            patterns.push(PatternPlan {
+                pattern,
+                params,
+                static_prefix,
+                order,
+            });
+            order += 1;
+        }
+        routes.push(RoutePlan {
+            route: r,
+            info: Arc::new(RouteInfo {
+                api: api_name.clone(),
+                route: route.name.as_str().into(),
+                service: route.service.as_str().into(),
+            }),
+            policies: route_policies,
+            conditions,
+            hosts,
+            patterns,
+            rewrite: route.rewrite.as_ref().and_then(CompiledRewrite::new),
+        });
+    }
+    let failed = (errors.len(), policies.errors.len()) != before;
+    Planned {
+        plan: ApiPlan {
+            id,
+            api: api.clone(),
+            version: api.version.as_str().into(),
+            policies: api_policies,
+            routes,
+            chains: Vec::new(),
+            chains_for: 0,
+        },
+        failed,
+    }
+}
+
+/// The error for route `r` of `apis[a]` naming a service that does not exist.
+pub(super) fn missing_service(a: usize, r: usize, service: &str) -> Diagnostic {
+    Diagnostic::new(
+        FieldPath::root()
+            .key("apis")
+            .index(a)
+            .key("routes")
+            .index(r)
+            .key("service"),
+        format!("no service named {service:?}"),
+    )
+}
+
+impl ApiPlan {
+    /// Patterns of the routes kept, for the order of the next API's patterns.
+    pub(super) fn pattern_count(&self) -> usize {
+        self.routes.iter().map(|r| r.patterns.len()).sum()
+    }
+
+    /// Makes the chains current for the global policies `global` of generation `generation`.
+    /// A route without policies of its own shares the API's chain, and an API without
+    /// policies shares `global_chain`: equal chains, built once.
+    pub(super) fn merge_chains(
+        &mut self,
+        global: &Vec<Built>,
+        global_chain: &Arc<Chain>,
+        generation: u64,
+    ) {
+        if self.chains_for == generation && self.chains.len() == self.routes.len() {
+            return;
+        }
+        let api_chain = if self.policies.is_empty() {
+            global_chain.clone()
+        } else {
+            Arc::new(super::policies::merge(&[global, &self.policies]))
+        };
+        self.chains = self
+            .routes
+            .iter()
+            .map(|route| {
+                if route.policies.is_empty() {
+                    api_chain.clone()
+                } else {
+                    Arc::new(super::policies::merge(&[
+                        global,
+                        &self.policies,
+                        &route.policies,
+                    ]))
+                }
+            })
+            .collect();
+        self.chains_for = generation;
+    }
+}

@@ -415,6 +415,32 @@ def test_unusable_stores_are_clear_startup_errors(tollgate_bin, postgres_db, tmp
     assert "no local copy of the last state" in done.stderr, done.stderr
 
 
+def test_a_newer_schema_is_refused_even_with_a_local_cache(store_gateway_factory, postgres_db,
+                                                            tmp_path):
+    import psycopg
+
+    (node,) = start_nodes(store_gateway_factory, postgres_db.url, tmp_path, roles=("all",))
+    apply_base(node, tmp_path)
+    wait_rev(node, "0", 5)
+    deadline = time.monotonic() + 5
+    while not (node.data_dir / "state-cache.json").exists():
+        assert time.monotonic() < deadline, "no local cache written"
+        time.sleep(0.1)
+    assert node.stop() == 0
+    # A newer release migrated the store.
+    with psycopg.connect(postgres_db.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO _sqlx_migrations (version, description, success, checksum, "
+                     "execution_time) VALUES (99999, 'from the future', TRUE, %s, 0)",
+                     (b"\0" * 48,))
+    node.proc = None
+    with pytest.raises(Exception):
+        node.start()
+    assert node.proc.returncode == 1
+    err = node.stderr_text()
+    assert "newer than this binary understands" in err and "99999" in err, err[-2000:]
+    assert "serving the state of the local cache" not in err
+
+
 def test_a_store_that_accepts_but_never_answers_fails_in_bounded_time(tollgate_bin, tmp_path):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

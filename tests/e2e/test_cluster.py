@@ -89,6 +89,23 @@ def wait_rev(node, value: str, timeout: float) -> float:
                          f"(serves {rev_of(node)!r}):\n{node.stderr_text()[-2000:]}")
 
 
+def wait_cached(node, timeout: float = 10) -> None:
+    """Waits until the node's local cache holds the revision it serves."""
+    import json
+
+    path = node.data_dir / "state-cache.json"
+    deadline = time.monotonic() + timeout
+    while True:
+        served = node.health()["revision"]
+        try:
+            if json.loads(path.read_text())["revision"] == served:
+                return
+        except (OSError, ValueError):
+            pass
+        assert time.monotonic() < deadline, f"{path} not at revision {served}"
+        time.sleep(0.1)
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -286,7 +303,8 @@ def test_losing_the_store_loses_no_request(store_gateway_factory, tmp_path):
         apply_base(nodes[0], tmp_path)
         for node in nodes:
             wait_rev(node, "0", 5)
-        time.sleep(1.5)  # the nodes write their local caches
+        for node in nodes:
+            wait_cached(node)
         load = Load(nodes).start()
         time.sleep(1)
 
@@ -422,10 +440,7 @@ def test_a_newer_schema_is_refused_even_with_a_local_cache(store_gateway_factory
     (node,) = start_nodes(store_gateway_factory, postgres_db.url, tmp_path, roles=("all",))
     apply_base(node, tmp_path)
     wait_rev(node, "0", 5)
-    deadline = time.monotonic() + 5
-    while not (node.data_dir / "state-cache.json").exists():
-        assert time.monotonic() < deadline, "no local cache written"
-        time.sleep(0.1)
+    wait_cached(node)
     assert node.stop() == 0
     # A newer release migrated the store.
     with psycopg.connect(postgres_db.url, autocommit=True) as conn:

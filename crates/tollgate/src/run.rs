@@ -140,6 +140,10 @@ fn check_role(args: &RunArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// How often, at most, a node writes the state it serves to its local cache: a node restarted
+/// while its store is down serves a state at most this much older than the one it served.
+const CACHE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// A started node, before it runs until shutdown.
 struct Serving {
     args: RunArgs,
@@ -380,7 +384,8 @@ impl Serving {
                         crate::store_health::keep_cache(
                             args.store.cache(),
                             store.display_url().to_owned(),
-                            Duration::from_secs(1),
+                            CACHE_INTERVAL,
+                            opened.validator.thread.clone(),
                         )
                     });
                     let publisher = StorePublisher {

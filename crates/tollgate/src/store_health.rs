@@ -12,6 +12,7 @@ use tollgate_runtime::SnapshotHandle;
 use tollgate_store::cache::StateCache;
 use tollgate_store::{Feed, State, StoreHealth};
 
+use crate::compile_thread::CompileThread;
 use crate::role::Role;
 
 /// Exports [`StoreHealth`] as metrics until the feed is dropped.
@@ -104,11 +105,14 @@ impl HealthProbe for Probe {
 }
 
 /// Writes each state the data plane serves to the node's local cache, at most once per
-/// `every`, off the request path. Returns the sender the publisher hands served states to.
+/// `every`, on the low-priority compile thread (serializing 10,000 routes takes a few
+/// milliseconds of CPU the workers should not lose). Returns the sender the publisher hands
+/// served states to.
 pub(crate) fn keep_cache(
     cache: StateCache,
     store: String,
     every: Duration,
+    thread: CompileThread,
 ) -> tokio::sync::watch::Sender<Option<Arc<State>>> {
     let (tx, mut rx) = tokio::sync::watch::channel::<Option<Arc<State>>>(None);
     tokio::spawn(async move {
@@ -125,16 +129,16 @@ pub(crate) fn keep_cache(
             }
             let (cache, store) = (cache.clone(), store.clone());
             let revision = state.revision;
-            let written =
-                tokio::task::spawn_blocking(move || cache.save(&state, &store).map(|()| cache))
-                    .await;
+            let written = thread
+                .run(move |_| cache.save(&state, &store).map(|()| cache))
+                .await;
             match written {
-                Ok(Ok(cache)) => {
+                Some(Ok(cache)) => {
                     saved = revision;
                     tracing::debug!(revision, path = %cache.path().display(), "state cache written");
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the state cache"),
-                Err(e) => tracing::warn!(error = %e, "writing the state cache failed"),
+                Some(Err(e)) => tracing::warn!(error = %e, "cannot write the state cache"),
+                None => return,
             }
             tokio::time::sleep(every).await;
         }

@@ -4,13 +4,12 @@
 Creates a fresh database on the local PostgreSQL (dropped afterwards), loads ROUTES routes with
 one `config apply` through node 1, restarts the nodes (so `workers: 1` applies), then
 
-1. measures request latency on node 2 (a node that learns of changes through the feed) with
-   wrk, without changes (baseline);
-2. runs wrk on node 2 again while making CHANGES admin writes through node 1 (each replaces the
-   global `response-headers` policy, so every route's answers change) and, for each change,
-   measures the time from sending the write to every other node answering with the new header
-   (propagation);
-3. records each node's RSS.
+1. alternates ROUNDS windows of request latency on node 2 (a node that learns of changes
+   through the feed), measured with wrk, without changes and with CHANGES/ROUNDS admin writes
+   through node 1 (each replaces the global `response-headers` policy, so every route's answers
+   change), measuring for each change the time from sending the write to every other node
+   answering with the new header (propagation);
+2. records each node's RSS.
 
 All nodes share --gateway-cores (default core 0); wrk runs on core 1. Reports propagation
 p50/p99/max, request p99 without/with changes and their ratio, and RSS per node, in
@@ -30,6 +29,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,7 +40,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from control_plane import config_yaml, free_port, parse_wrk_p99_ms, percentile, pin  # noqa: E402
+from control_plane import config_yaml, free_port, interleaved, percentile, pin  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,27 +120,24 @@ def run(args: argparse.Namespace) -> dict:
         for c in clients:
             assert c.get(path).headers.get("x-bench-rev") == "0"
         measured = nodes[1] if len(nodes) > 1 else nodes[0]
-        base = wrk(measured.proxy, args.seconds, path)
-        baseline_p99 = parse_wrk_p99_ms(base.communicate()[0])
-        load = wrk(measured.proxy, args.seconds + 60, path)
-        time.sleep(1)
-        propagation: list[float] = []
-        for i in range(1, args.changes + 1):
+        others = list(clients[1:]) or clients
+
+        def change(i: int) -> float:
             started = time.monotonic()
             w = admin.put("/api/v1/policies/response-headers", json={
                 "name": "response-headers", "config": {"set": {"x-bench-rev": str(i)}}})
             w.raise_for_status()
-            pending = list(clients[1:]) or clients
+            pending = others
             while pending:
                 pending = [c for c in pending if c.get(path).headers.get("x-bench-rev") != str(i)]
                 if time.monotonic() - started > 10:
                     raise RuntimeError(f"change {i} not live everywhere after 10 s")
                 if pending:
                     time.sleep(0.002)
-            propagation.append(time.monotonic() - started)
-            time.sleep(0.05)
-        load.send_signal(signal.SIGINT)
-        during_p99 = parse_wrk_p99_ms(load.communicate()[0])
+            return time.monotonic() - started
+
+        m = interleaved(measured.proxy, path, args.rounds, args.changes, args.seconds, change)
+        propagation = m["live"]
         rss = [round(n.rss_mb(), 1) for n in nodes]
         return {
             "routes": args.routes,
@@ -149,9 +146,10 @@ def run(args: argparse.Namespace) -> dict:
             "propagation_p50_ms": round(percentile(propagation, 50) * 1000, 1),
             "propagation_p99_ms": round(percentile(propagation, 99) * 1000, 1),
             "propagation_max_ms": round(max(propagation) * 1000, 1),
-            "p99_without_changes_ms": round(baseline_p99, 3),
-            "p99_during_changes_ms": round(during_p99, 3),
-            "p99_ratio": round(during_p99 / baseline_p99, 2),
+            "p99_without_changes_ms": round(statistics.median(m["base_p99"]), 3),
+            "p99_during_changes_ms": round(statistics.median(m["during_p99"]), 3),
+            "p99_ratio": round(statistics.median(m["ratios"]), 2),
+            "p99_ratio_per_round": [round(r, 2) for r in m["ratios"]],
             "rss_mb_per_node": rss,
         }
     finally:
@@ -171,7 +169,8 @@ def main() -> int:
     ap.add_argument("--routes", type=int, default=10000)
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--changes", type=int, default=100)
-    ap.add_argument("--seconds", type=int, default=10, help="baseline wrk duration")
+    ap.add_argument("--seconds", type=int, default=5, help="wrk duration of each window without changes")
+    ap.add_argument("--rounds", type=int, default=5, help="windows without / with changes, alternated")
     ap.add_argument("--postgres", default=os.environ.get(
         "TOLLGATE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--bin", default=str(REPO / "target" / "release" / "tollgate"))
@@ -186,11 +185,13 @@ def main() -> int:
     (out / "cluster.json").write_text(json.dumps(result, indent=2) + "\n")
     r = result
     table = "\n".join([
-        "| routes | nodes | propagation p50 | p99 | max | req p99 without changes | with changes | ratio | RSS per node |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| routes | nodes | propagation p50 | p99 | max | req p99 without changes | with changes "
+        "| ratio (median of rounds) | per round | RSS per node |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
         f"| {r['routes']:,} | {r['nodes']} | {r['propagation_p50_ms']} ms | {r['propagation_p99_ms']} ms "
         f"| {r['propagation_max_ms']} ms | {r['p99_without_changes_ms']} ms | {r['p99_during_changes_ms']} ms "
-        f"| {r['p99_ratio']}× | {', '.join(f'{m} MB' for m in r['rss_mb_per_node'])} |",
+        f"| {r['p99_ratio']}× | {', '.join(f'{x}×' for x in r['p99_ratio_per_round'])} "
+        f"| {', '.join(f'{m} MB' for m in r['rss_mb_per_node'])} |",
     ])
     (out / "cluster.md").write_text(table + "\n")
     print(table)

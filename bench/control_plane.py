@@ -6,12 +6,14 @@ temporary data directory, one worker, access log off, the whole process pinned t
 --gateway-cores says otherwise), loads the routes with
 one `config apply`, then
 
-1. measures request latency with wrk (pinned to core 1) without writes (baseline);
-2. runs wrk again while making WRITES admin writes (each changes the global
-   `response-headers` policy, so every route's answers change) and, for each write, measures
-   the time from sending the write to the proxy answering with the new header (write → live).
+alternates ROUNDS (default 5) windows: request latency with wrk (pinned to core 1) without
+writes, then with WRITES/ROUNDS admin writes (each changes the global `response-headers`
+policy, so every route's answers change), measuring for each write the time from sending it
+to the proxy answering with the new header (write → live). Alternating keeps a shared host's
+drift from landing on one side of the comparison.
 
-Reports write→live p50/p99/max and request p99 with and without writes (and their ratio), in
+Reports write→live p50/p99/max, request p99 with and without writes (medians over the
+windows) and the median of the per-round ratios, in
 bench/results/control_plane.md and .json. Targets (issue 3): at 10,000 routes, live in < 1 s
 and p99 during writes within 20 % of p99 without.
 
@@ -126,7 +128,32 @@ def wrk(port: int, seconds: int, path: str) -> subprocess.Popen:
                              f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True)
 
 
-def run(binary: str, routes: int, writes: int, seconds: int) -> dict:
+def interleaved(port: int, path: str, rounds: int, writes: int, seconds: int, write) -> dict:
+    """Alternates ROUNDS windows without and with writes, so that drift on a shared host
+    affects both alike: each round measures wrk's p99 for SECONDS without writes, then while
+    `write(i)` is called for WRITES/ROUNDS writes (each returns its write→live seconds).
+    Returns the write→live times, each window's p99 and the per-round ratios."""
+    live: list[float] = []
+    base_p99: list[float] = []
+    during_p99: list[float] = []
+    per_round = max(1, writes // rounds)
+    i = 0
+    for _ in range(rounds):
+        base = wrk(port, seconds, path)
+        base_p99.append(parse_wrk_p99_ms(base.communicate()[0]))
+        load = wrk(port, seconds + 120, path)
+        time.sleep(0.5)
+        for _ in range(per_round):
+            i += 1
+            live.append(write(i))
+            time.sleep(0.05)
+        load.send_signal(signal.SIGINT)
+        during_p99.append(parse_wrk_p99_ms(load.communicate()[0]))
+    ratios = [d / b for b, d in zip(base_p99, during_p99)]
+    return {"live": live, "base_p99": base_p99, "during_p99": during_p99, "ratios": ratios}
+
+
+def run(binary: str, routes: int, writes: int, seconds: int, rounds: int = 5) -> dict:
     with tempfile.TemporaryDirectory(prefix="tollgate-cp-bench-") as tmp:
         gw = Gateway(binary, Path(tmp))
         gw.start()
@@ -143,12 +170,8 @@ def run(binary: str, routes: int, writes: int, seconds: int) -> dict:
         proxy = httpx.Client(base_url=f"http://127.0.0.1:{gw.proxy}", timeout=5)
         try:
             assert proxy.get(path).headers.get("x-bench-rev") == "0"
-            base = wrk(gw.proxy, seconds, path)
-            baseline_p99 = parse_wrk_p99_ms(base.communicate()[0])
-            load = wrk(gw.proxy, seconds + 30, path)
-            time.sleep(1)
-            live = []
-            for i in range(1, writes + 1):
+
+            def write(i: int) -> float:
                 started = time.monotonic()
                 w = gw.client.put("/api/v1/policies/response-headers", json={
                     "name": "response-headers", "config": {"set": {"x-bench-rev": str(i)}}})
@@ -157,10 +180,10 @@ def run(binary: str, routes: int, writes: int, seconds: int) -> dict:
                     if time.monotonic() - started > 10:
                         raise RuntimeError(f"write {i} not live after 10 s")
                     time.sleep(0.002)
-                live.append(time.monotonic() - started)
-                time.sleep(0.05)
-            load.send_signal(signal.SIGINT)
-            during_p99 = parse_wrk_p99_ms(load.communicate()[0])
+                return time.monotonic() - started
+
+            m = interleaved(gw.proxy, path, rounds, writes, seconds, write)
+            live = m["live"]
             rss_kb = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{gw.proc.pid}/status").read_text()).group(1))
         finally:
             gw.stop()
@@ -171,9 +194,10 @@ def run(binary: str, routes: int, writes: int, seconds: int) -> dict:
             "live_p50_ms": round(percentile(live, 50) * 1000, 1),
             "live_p99_ms": round(percentile(live, 99) * 1000, 1),
             "live_max_ms": round(max(live) * 1000, 1),
-            "p99_without_writes_ms": round(baseline_p99, 3),
-            "p99_during_writes_ms": round(during_p99, 3),
-            "p99_ratio": round(during_p99 / baseline_p99, 2),
+            "p99_without_writes_ms": round(statistics.median(m["base_p99"]), 3),
+            "p99_during_writes_ms": round(statistics.median(m["during_p99"]), 3),
+            "p99_ratio": round(statistics.median(m["ratios"]), 2),
+            "p99_ratio_per_round": [round(r, 2) for r in m["ratios"]],
             "rss_mb": round(rss_kb / 1024, 1),
         }
 
@@ -182,7 +206,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--routes", default="100,10000")
     ap.add_argument("--writes", type=int, default=100)
-    ap.add_argument("--seconds", type=int, default=10, help="baseline wrk duration")
+    ap.add_argument("--seconds", type=int, default=5, help="wrk duration of each window without writes")
+    ap.add_argument("--rounds", type=int, default=5, help="windows without / with writes, alternated")
     ap.add_argument("--bin", default=str(REPO / "target" / "release" / "tollgate"))
     ap.add_argument("--gateway-cores", default="0",
                     help="cores the whole gateway process may use (wrk stays on core 1)")
@@ -192,16 +217,18 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)
         return 1
-    results = [run(args.bin, int(n), args.writes, args.seconds) for n in args.routes.split(",")]
+    results = [run(args.bin, int(n), args.writes, args.seconds, args.rounds)
+               for n in args.routes.split(",")]
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "control_plane.json").write_text(json.dumps(results, indent=2) + "\n")
-    head = "| routes | write→live p50 | p99 | max | req p99 without writes | with writes | ratio | RSS |"
-    rows = [head, "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    head = ("| routes | write→live p50 | p99 | max | req p99 without writes | with writes "
+            "| ratio (median of rounds) | per round | RSS |")
+    rows = [head, "|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in results:
         rows.append(f"| {r['routes']:,} | {r['live_p50_ms']} ms | {r['live_p99_ms']} ms | {r['live_max_ms']} ms "
                     f"| {r['p99_without_writes_ms']} ms | {r['p99_during_writes_ms']} ms | {r['p99_ratio']}× "
-                    f"| {r['rss_mb']} MB |")
+                    f"| {', '.join(f'{x}×' for x in r['p99_ratio_per_round'])} | {r['rss_mb']} MB |")
     table = "\n".join(rows)
     (out / "control_plane.md").write_text(table + "\n")
     print(table)

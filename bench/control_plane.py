@@ -7,10 +7,12 @@ temporary data directory, one worker, access log off, the whole process pinned t
 one `config apply`, then
 
 alternates ROUNDS (default 5) windows: request latency with wrk (pinned to core 1) without
-writes, then with WRITES/ROUNDS admin writes (each changes the global `response-headers`
-policy, so every route's answers change), measuring for each write the time from sending it
-to the proxy answering with the new header (write → live). Alternating keeps a shared host's
-drift from landing on one side of the comparison.
+writes, then with WRITES/ROUNDS admin writes, one every 100 ms (each changes the global
+`response-headers` policy, so every route's answers change); alternating keeps a shared
+host's drift from landing on one side of the comparison. Then, under the same load, it makes
+WRITES more writes and measures for each the time from sending it to the proxy answering with
+the new header (write → live), polling every 2 ms (kept out of the latency windows, whose
+p99 the polling itself would raise).
 
 Reports write→live p50/p99/max, request p99 with and without writes (medians over the
 windows) and the median of the per-round ratios, in
@@ -128,12 +130,17 @@ def wrk(port: int, seconds: int, path: str) -> subprocess.Popen:
                              f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True)
 
 
-def interleaved(port: int, path: str, rounds: int, writes: int, seconds: int, write) -> dict:
-    """Alternates ROUNDS windows without and with writes, so that drift on a shared host
-    affects both alike: each round measures wrk's p99 for SECONDS without writes, then while
-    `write(i)` is called for WRITES/ROUNDS writes (each returns its write→live seconds).
+def interleaved(port: int, path: str, rounds: int, writes: int, seconds: int, write, is_live) -> dict:
+    """Measures what writes do to traffic, then how fast they are live.
+
+    1. Alternates ROUNDS windows without and with writes, so that drift on a shared host
+       affects both alike: wrk's p99 for SECONDS without writes, then while WRITES/ROUNDS
+       writes are sent (`write(i)`, one every 100 ms; nothing polls the proxy meanwhile, so
+       the window measures the writes and not the measuring), until the last one is live.
+    2. Under the same wrk load (not measured), WRITES more writes, each followed by polling
+       `is_live(i)` every 2 ms: write → live.
+
     Returns the write→live times, each window's p99 and the per-round ratios."""
-    live: list[float] = []
     base_p99: list[float] = []
     during_p99: list[float] = []
     per_round = max(1, writes // rounds)
@@ -145,10 +152,31 @@ def interleaved(port: int, path: str, rounds: int, writes: int, seconds: int, wr
         time.sleep(0.5)
         for _ in range(per_round):
             i += 1
-            live.append(write(i))
+            write(i)
+            time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        while not is_live(i):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"write {i} not live after 10 s")
             time.sleep(0.05)
         load.send_signal(signal.SIGINT)
         during_p99.append(parse_wrk_p99_ms(load.communicate()[0]))
+    live: list[float] = []
+    load = wrk(port, 600, path)
+    try:
+        for _ in range(writes):
+            i += 1
+            started = time.monotonic()
+            write(i)
+            while not is_live(i):
+                if time.monotonic() - started > 10:
+                    raise RuntimeError(f"write {i} not live after 10 s")
+                time.sleep(0.002)
+            live.append(time.monotonic() - started)
+            time.sleep(0.05)
+    finally:
+        load.send_signal(signal.SIGINT)
+        load.communicate()
     ratios = [d / b for b, d in zip(base_p99, during_p99)]
     return {"live": live, "base_p99": base_p99, "during_p99": during_p99, "ratios": ratios}
 
@@ -171,18 +199,15 @@ def run(binary: str, routes: int, writes: int, seconds: int, rounds: int = 5) ->
         try:
             assert proxy.get(path).headers.get("x-bench-rev") == "0"
 
-            def write(i: int) -> float:
-                started = time.monotonic()
+            def write(i: int) -> None:
                 w = gw.client.put("/api/v1/policies/response-headers", json={
                     "name": "response-headers", "config": {"set": {"x-bench-rev": str(i)}}})
                 w.raise_for_status()
-                while proxy.get(path).headers.get("x-bench-rev") != str(i):
-                    if time.monotonic() - started > 10:
-                        raise RuntimeError(f"write {i} not live after 10 s")
-                    time.sleep(0.002)
-                return time.monotonic() - started
 
-            m = interleaved(gw.proxy, path, rounds, writes, seconds, write)
+            def is_live(i: int) -> bool:
+                return proxy.get(path).headers.get("x-bench-rev") == str(i)
+
+            m = interleaved(gw.proxy, path, rounds, writes, seconds, write, is_live)
             live = m["live"]
             rss_kb = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{gw.proc.pid}/status").read_text()).group(1))
         finally:

@@ -116,14 +116,21 @@ impl ProxyMetrics {
 
 /// Per-worker cache of metric handles, indexed by route and service position in the snapshot,
 /// so recording a request costs a few atomic increments instead of a family lookup (a lock and
-/// a hash of the label strings). Rebuilt when the snapshot revision changes. A route belongs
+/// a hash of the label strings). When the snapshot revision changes, the handles of routes
+/// that are still there (the same compiled `RouteInfo`, which the compiler shares between
+/// revisions for unchanged APIs, in an environment of the same name) move to their new slots,
+/// so a change does not make the worker drop and look up again every route's handles. A route
+/// belongs
 /// to one environment, so its slot implies the `environment` label; requests without a route
 /// have one slot per environment, and one for "no environment".
 pub(crate) mod cache {
     use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::Arc;
 
     use prometheus_client::metrics::counter::Counter;
     use prometheus_client::metrics::histogram::Histogram;
+    use tollgate_plugin_api::RouteInfo;
     use tollgate_runtime::Snapshot;
 
     use super::{Name, ProxyMetrics, RequestLabels, RouteLabels, ServiceLabels};
@@ -140,6 +147,11 @@ pub(crate) mod cache {
         /// Index = route index; then one "no route" slot per environment; the last slot is
         /// "no environment".
         routes: Vec<RouteHandles>,
+        /// The route each route slot was filled for and its environment index. Holding the
+        /// `RouteInfo` keeps its address from being reused while it is compared by identity.
+        keys: Vec<(Arc<RouteInfo>, usize)>,
+        /// Environment names, by index, of the revision cached.
+        environments: Vec<Arc<str>>,
         services: Vec<Option<Histogram>>,
     }
 
@@ -159,13 +171,61 @@ pub(crate) mod cache {
 
     fn sync(cache: &mut Cache, snapshot: &Snapshot) {
         let slots = snapshot.routes.len() + snapshot.environments.len() + 1;
-        if cache.revision != snapshot.revision || cache.routes.len() != slots {
-            cache.revision = snapshot.revision;
-            cache.routes.clear();
-            cache.routes.resize_with(slots, RouteHandles::default);
-            cache.services.clear();
-            cache.services.resize_with(snapshot.services.len(), || None);
+        if cache.revision == snapshot.revision && cache.routes.len() == slots {
+            return;
         }
+        cache.revision = snapshot.revision;
+        let same_environments = cache.environments.len() == snapshot.environments.len()
+            && cache
+                .environments
+                .iter()
+                .zip(snapshot.environments.iter())
+                .all(|(old, new)| *old == new.name);
+        let mut old = std::mem::take(&mut cache.routes);
+        let old_keys = std::mem::take(&mut cache.keys);
+        // Built only if a route moved (an API added or removed before it).
+        let mut moved: Option<HashMap<(*const RouteInfo, usize), usize>> = None;
+        let mut routes = Vec::with_capacity(slots);
+        let mut keys = Vec::with_capacity(snapshot.routes.len());
+        for (i, route) in snapshot.routes.iter().enumerate() {
+            let found = if !same_environments {
+                None
+            } else if old_keys
+                .get(i)
+                .is_some_and(|(info, e)| Arc::ptr_eq(info, &route.info) && *e == route.environment)
+            {
+                Some(i)
+            } else {
+                moved
+                    .get_or_insert_with(|| {
+                        old_keys
+                            .iter()
+                            .enumerate()
+                            .map(|(j, (info, e))| ((Arc::as_ptr(info), *e), j))
+                            .collect()
+                    })
+                    .get(&(Arc::as_ptr(&route.info), route.environment))
+                    .copied()
+            };
+            routes.push(
+                found
+                    .and_then(|j| old.get_mut(j))
+                    .map(std::mem::take)
+                    .unwrap_or_default(),
+            );
+            keys.push((route.info.clone(), route.environment));
+        }
+        // The "no route" slots start empty (there are a few).
+        routes.resize_with(slots, RouteHandles::default);
+        cache.routes = routes;
+        cache.keys = keys;
+        cache.environments = snapshot
+            .environments
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+        cache.services.clear();
+        cache.services.resize_with(snapshot.services.len(), || None);
     }
 
     /// Records one answered request.

@@ -4,8 +4,9 @@ sockets.
 Fixture API (other test files rely on these names and signatures):
 
 - ``free_port() -> int``                            (``support.ports``)
-- ``tollgate_bin`` (session)                        path of the binary: ``$TOLLGATE_BIN`` or
-                                                    ``<repo>/target/release/tollgate``
+- ``tollgate_bin`` (session)                        path of the binary: ``$TOLLGATE_BIN`` (what
+                                                    scripts/test.sh sets: ``target/ci/tollgate``)
+                                                    or ``<repo>/target/release/tollgate``
 - ``gateway_factory(config, *, env=None, args=(), wait_ready=True) -> Gateway``
       ``config``: dict or YAML text; a missing ``listen`` is filled with free 127.0.0.1 ports.
       Runs ``tollgate run -c FILE --no-watch`` (pass ``--watch`` in ``args`` to watch the file).

@@ -114,44 +114,35 @@ impl ProxyMetrics {
     }
 }
 
-/// Per-worker cache of metric handles, indexed by route and service position in the snapshot,
-/// so recording a request costs a few atomic increments instead of a family lookup (a lock and
-/// a hash of the label strings). When the snapshot revision changes, the handles of routes
-/// that are still there (the same compiled `RouteInfo`, which the compiler shares between
-/// revisions for unchanged APIs, in an environment of the same name) move to their new slots,
-/// so a change does not make the worker drop and look up again every route's handles. A route
-/// belongs
-/// to one environment, so its slot implies the `environment` label; requests without a route
-/// have one slot per environment, and one for "no environment".
+/// Metric handles kept so that recording a request costs a few atomic operations instead of
+/// a family lookup (a lock and a hash of the label strings). A routed request's handles live in
+/// its compiled route's [`RouteSlot`](tollgate_runtime::RouteSlot), which the compiler carries
+/// into the next revision while the route is unchanged, so a new snapshot costs a worker
+/// nothing here, whatever the number of routes. Requests without a route have one slot per
+/// environment and one for "no environment", in a small per-worker table rebuilt when the
+/// revision changes, as are the per-service upstream handles.
 pub(crate) mod cache {
     use std::cell::RefCell;
-    use std::collections::HashMap;
-    use std::sync::Arc;
+    use std::sync::{Arc, OnceLock};
 
     use prometheus_client::metrics::counter::Counter;
     use prometheus_client::metrics::histogram::Histogram;
-    use tollgate_plugin_api::RouteInfo;
     use tollgate_runtime::Snapshot;
 
     use super::{Name, ProxyMetrics, RequestLabels, RouteLabels, ServiceLabels};
 
+    /// One route's (or one unrouted slot's) handles, by status class.
     #[derive(Default)]
-    struct RouteHandles {
-        by_class: [Option<Counter>; 5],
-        duration: [Option<Histogram>; 5],
+    struct Handles {
+        by_class: [OnceLock<Counter>; 5],
+        duration: [OnceLock<Histogram>; 5],
     }
 
     #[derive(Default)]
     struct Cache {
         revision: u64,
-        /// Index = route index; then one "no route" slot per environment; the last slot is
-        /// "no environment".
-        routes: Vec<RouteHandles>,
-        /// The route each route slot was filled for and its environment index. Holding the
-        /// `RouteInfo` keeps its address from being reused while it is compared by identity.
-        keys: Vec<(Arc<RouteInfo>, usize)>,
-        /// Environment names, by index, of the revision cached.
-        environments: Vec<Arc<str>>,
+        /// One "no route" slot per environment; the last slot is "no environment".
+        unrouted: Vec<Handles>,
         services: Vec<Option<Histogram>>,
     }
 
@@ -170,60 +161,13 @@ pub(crate) mod cache {
     }
 
     fn sync(cache: &mut Cache, snapshot: &Snapshot) {
-        let slots = snapshot.routes.len() + snapshot.environments.len() + 1;
-        if cache.revision == snapshot.revision && cache.routes.len() == slots {
+        let slots = snapshot.environments.len() + 1;
+        if cache.revision == snapshot.revision && cache.unrouted.len() == slots {
             return;
         }
         cache.revision = snapshot.revision;
-        let same_environments = cache.environments.len() == snapshot.environments.len()
-            && cache
-                .environments
-                .iter()
-                .zip(snapshot.environments.iter())
-                .all(|(old, new)| *old == new.name);
-        let mut old = std::mem::take(&mut cache.routes);
-        let old_keys = std::mem::take(&mut cache.keys);
-        // Built only if a route moved (an API added or removed before it).
-        let mut moved: Option<HashMap<(*const RouteInfo, usize), usize>> = None;
-        let mut routes = Vec::with_capacity(slots);
-        let mut keys = Vec::with_capacity(snapshot.routes.len());
-        for (i, route) in snapshot.routes.iter().enumerate() {
-            let found = if !same_environments {
-                None
-            } else if old_keys
-                .get(i)
-                .is_some_and(|(info, e)| Arc::ptr_eq(info, &route.info) && *e == route.environment)
-            {
-                Some(i)
-            } else {
-                moved
-                    .get_or_insert_with(|| {
-                        old_keys
-                            .iter()
-                            .enumerate()
-                            .map(|(j, (info, e))| ((Arc::as_ptr(info), *e), j))
-                            .collect()
-                    })
-                    .get(&(Arc::as_ptr(&route.info), route.environment))
-                    .copied()
-            };
-            routes.push(
-                found
-                    .and_then(|j| old.get_mut(j))
-                    .map(std::mem::take)
-                    .unwrap_or_default(),
-            );
-            keys.push((route.info.clone(), route.environment));
-        }
-        // The "no route" slots start empty (there are a few).
-        routes.resize_with(slots, RouteHandles::default);
-        cache.routes = routes;
-        cache.keys = keys;
-        cache.environments = snapshot
-            .environments
-            .iter()
-            .map(|e| e.name.clone())
-            .collect();
+        cache.unrouted.clear();
+        cache.unrouted.resize_with(slots, Handles::default);
         cache.services.clear();
         cache.services.resize_with(snapshot.services.len(), || None);
     }
@@ -234,58 +178,47 @@ pub(crate) mod cache {
         snapshot: &Snapshot,
         route: Option<usize>,
         environment: Option<usize>,
-        empty: &std::sync::Arc<str>,
+        empty: &Arc<str>,
         status: u16,
         seconds: f64,
     ) {
-        let _ = CACHE.try_with(|cell| {
-            let Ok(mut cache) = cell.try_borrow_mut() else {
-                return;
-            };
-            sync(&mut cache, snapshot);
-            let routed = route.and_then(|r| snapshot.routes.get(r));
-            let slot = match (routed, route, environment) {
-                (Some(_), Some(r), _) => r,
-                (None, _, Some(e)) => snapshot.routes.len() + e,
-                _ => snapshot.routes.len() + snapshot.environments.len(),
-            };
-            // Label values, only needed the first time a slot records a status class.
-            let names = || {
-                let environment = routed.map(|r| r.environment).or(environment);
-                let environment = environment
-                    .and_then(|e| snapshot.environments.get(e))
-                    .map_or_else(|| empty.clone(), |e| e.name.clone());
-                match routed {
-                    Some(r) => (
-                        environment,
-                        r.info.api.clone(),
-                        r.info.route.clone(),
-                        r.info.service.clone(),
-                    ),
-                    None => (environment, empty.clone(), empty.clone(), empty.clone()),
-                }
-            };
-            let Some(handles) = cache.routes.get_mut(slot) else {
-                return;
-            };
+        let routed = route.and_then(|r| snapshot.routes.get(r));
+        // Label values, only needed the first time a slot records a status class.
+        let names = || {
+            let environment = routed.map(|r| r.environment).or(environment);
+            let environment = environment
+                .and_then(|e| snapshot.environments.get(e))
+                .map_or_else(|| empty.clone(), |e| e.name.clone());
+            match routed {
+                Some(r) => (
+                    environment,
+                    r.info.api.clone(),
+                    r.info.route.clone(),
+                    r.info.service.clone(),
+                ),
+                None => (environment, empty.clone(), empty.clone(), empty.clone()),
+            }
+        };
+        let record = |handles: &Handles| {
             let class = class_index(status);
             let status_class = ProxyMetrics::status_class(status);
-            let counter = handles.by_class[class].get_or_insert_with(|| {
-                let (environment, api, route, service) = names();
-                metrics
-                    .requests
-                    .get_or_create(&RequestLabels {
-                        environment: Name(environment),
-                        api: Name(api),
-                        route: Name(route),
-                        service: Name(service),
-                        status_class,
-                    })
-                    .clone()
-            });
-            counter.inc();
+            handles.by_class[class]
+                .get_or_init(|| {
+                    let (environment, api, route, service) = names();
+                    metrics
+                        .requests
+                        .get_or_create(&RequestLabels {
+                            environment: Name(environment),
+                            api: Name(api),
+                            route: Name(route),
+                            service: Name(service),
+                            status_class,
+                        })
+                        .clone()
+                })
+                .inc();
             handles.duration[class]
-                .get_or_insert_with(|| {
+                .get_or_init(|| {
                     let (environment, api, route, service) = names();
                     metrics
                         .duration
@@ -299,6 +232,22 @@ pub(crate) mod cache {
                         .clone()
                 })
                 .observe(seconds);
+        };
+        if let Some(r) = routed {
+            if let Some(handles) = r.slot.get_or_init(Handles::default) {
+                record(handles);
+            }
+            return;
+        }
+        let _ = CACHE.try_with(|cell| {
+            let Ok(mut cache) = cell.try_borrow_mut() else {
+                return;
+            };
+            sync(&mut cache, snapshot);
+            let slot = environment.unwrap_or(snapshot.environments.len());
+            if let Some(handles) = cache.unrouted.get(slot) {
+                record(handles);
+            }
         });
     }
 

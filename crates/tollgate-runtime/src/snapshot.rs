@@ -8,7 +8,9 @@ use tollgate_model::{AccessLog, HostPolicy, Limits, PathNormalization, Timeouts}
 use tollgate_plugin_api::RouteInfo;
 use tollgate_upstream::UpstreamPool;
 
-use crate::{Chain, CompiledRewrite, DeprecationHeaders, Environments, MockResponse, TlsSettings};
+use crate::{
+    Chain, CompiledRewrite, DeprecationHeaders, Environments, MockResponse, RouteSlot, TlsSettings,
+};
 
 /// Where a service's traffic goes.
 #[derive(Debug, Clone)]
@@ -51,6 +53,8 @@ pub struct CompiledRoute {
     pub host_header: HostPolicy,
     /// Policies, per phase.
     pub chain: Arc<Chain>,
+    /// The data plane's state for this route, kept across revisions while it is unchanged.
+    pub slot: Arc<RouteSlot>,
 }
 
 /// Server settings that may change on reload.

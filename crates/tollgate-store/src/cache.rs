@@ -42,7 +42,20 @@ struct CacheFile {
     store: String,
     revision: i64,
     saved_at: i64,
+    #[serde(serialize_with = "paced_docs")]
     docs: Vec<CachedDoc>,
+}
+
+/// Serializes the documents one by one with a pacing point between them (an API version's
+/// document can hold hundreds of routes; see `tollgate_pace`).
+fn paced_docs<S: serde::Serializer>(docs: &[CachedDoc], serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = serializer.serialize_seq(Some(docs.len()))?;
+    for doc in docs {
+        tollgate_pace::check();
+        seq.serialize_element(doc)?;
+    }
+    seq.end()
 }
 
 #[derive(Serialize, Deserialize)]

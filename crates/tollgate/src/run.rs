@@ -490,8 +490,9 @@ fn open_mode(
         let loaded = load::read_config(path).map_err(|e| (e.to_string(), 2))?;
         let key = Arc::new(SecretKey::generate().map_err(|e| (format!("tollgate: {e}"), 1))?);
         // Read-only: writes are never prepared, the thread stays idle.
-        let thread = crate::compile_thread::CompileThread::spawn(plugins.clone(), key.clone())
-            .map_err(|e| (format!("tollgate: cannot start the compile thread: {e}"), 1))?;
+        let thread =
+            crate::compile_thread::CompileThread::spawn(plugins.clone(), key.clone(), None)
+                .map_err(|e| (format!("tollgate: cannot start the compile thread: {e}"), 1))?;
         let validator = Arc::new(CompileValidator::new(plugins.clone(), thread));
         let debugger = Arc::new(crate::debugger::SandboxDebugger {
             plugins: plugins.clone(),

@@ -107,7 +107,13 @@ pub(crate) async fn open(
 ) -> Result<Opened, (String, u8)> {
     let key = Arc::new(args.secret_key().map_err(|e| (e, 1))?);
     let feed = open_feed(args, role).await?;
-    let thread = crate::compile_thread::CompileThread::spawn(plugins.clone(), key.clone())
+    // Paced where it shares cores with workers.
+    let pace = if role.data_plane() {
+        compile_pace().map_err(|e| (e, 2))?
+    } else {
+        None
+    };
+    let thread = crate::compile_thread::CompileThread::spawn(plugins.clone(), key.clone(), pace)
         .map_err(|e| (format!("cannot start the compile thread: {e}"), 1))?;
     let validator = Arc::new(CompileValidator::new(plugins.clone(), thread));
     let debugger = Arc::new(crate::debugger::SandboxDebugger {
@@ -304,7 +310,7 @@ impl StorePublisher {
                 }
                 let revision = snapshot.revision;
                 // Freed on the compile thread, not by the last request using it on a worker.
-                thread.drop_later(self.handle.replace(snapshot));
+                thread.retire(self.handle.replace(snapshot));
                 if let Some(cache) = &self.cache {
                     cache.send_replace(Some(state.clone()));
                 }
@@ -368,4 +374,55 @@ pub(crate) async fn follow_until_shutdown(
         }
     }
     watcher.abort();
+}
+
+/// The compile thread's pace on a node with workers: [`tollgate_pace::Pace::DEFAULT`], or what
+/// `TOLLGATE_COMPILE_PACE` says: `WORK_US/REST_US` (microseconds) or `off`.
+fn compile_pace() -> Result<Option<tollgate_pace::Pace>, String> {
+    let Ok(text) = std::env::var("TOLLGATE_COMPILE_PACE") else {
+        return Ok(Some(tollgate_pace::Pace::DEFAULT));
+    };
+    parse_pace(&text).map_err(|reason| format!("TOLLGATE_COMPILE_PACE={text:?}: {reason}"))
+}
+
+fn parse_pace(text: &str) -> Result<Option<tollgate_pace::Pace>, String> {
+    if text.trim() == "off" {
+        return Ok(None);
+    }
+    let micros = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .map(std::time::Duration::from_micros)
+    };
+    match text.split_once('/').map(|(w, r)| (micros(w), micros(r))) {
+        Some((Some(work), Some(rest))) => Ok(Some(tollgate_pace::Pace { work, rest })),
+        _ => Err(
+            "expected WORK_US/REST_US (1 to 1000000 microseconds each, e.g. 100/200) or off".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod pace_tests {
+    use std::time::Duration;
+
+    use super::parse_pace;
+
+    #[test]
+    fn pace_settings_parse_or_say_what_is_expected() {
+        let pace = parse_pace("50/400")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("paced"));
+        assert_eq!(pace.work, Duration::from_micros(50));
+        assert_eq!(pace.rest, Duration::from_micros(400));
+        assert_eq!(parse_pace("off"), Ok(None));
+        for bad in ["", "50", "50/", "/400", "0/400", "50/x", "50/2000000"] {
+            let err = parse_pace(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(err.contains("WORK_US/REST_US"), "{err}");
+        }
+    }
 }

@@ -74,6 +74,43 @@ impl std::hash::Hasher for Precomputed {
 pub(super) struct ApiChecks {
     /// By (API name, version): the definition checked and its routes' claims.
     checked: HashMap<(String, String), Checked>,
+    /// The last conflict check: its inputs and what it reported.
+    conflicts: Option<ConflictCheck>,
+}
+
+/// A conflict check is a function of the claims of each API (the same `Arc` while the API's
+/// definition is unchanged), which APIs are live together, and the environments' names: when
+/// those are all as last time (a change of policies, services, consumers, variables), its
+/// result is too, and the walk over every route's keys is skipped.
+#[derive(Debug)]
+struct ConflictCheck {
+    claims: Vec<(usize, Arc<Vec<Claim>>)>,
+    groups: Vec<(Option<String>, Vec<bool>)>,
+    explicit: bool,
+    reported: Vec<crate::Diagnostic>,
+}
+
+impl ConflictCheck {
+    fn same_inputs(
+        &self,
+        claims: &[(usize, Arc<Vec<Claim>>)],
+        groups: &[(Option<&str>, Vec<bool>)],
+        explicit: bool,
+    ) -> bool {
+        self.explicit == explicit
+            && self.claims.len() == claims.len()
+            && self
+                .claims
+                .iter()
+                .zip(claims)
+                .all(|((a, x), (b, y))| a == b && Arc::ptr_eq(x, y))
+            && self.groups.len() == groups.len()
+            && self
+                .groups
+                .iter()
+                .zip(groups)
+                .all(|((a, x), (b, y))| a.as_deref() == *b && x == y)
+    }
 }
 
 /// A definition checked without problems, and its routes' claims.
@@ -95,6 +132,8 @@ impl Validator {
         let mut previous = std::mem::take(&mut cache.checked);
         let mut claims: Vec<(usize, Arc<Vec<Claim>>)> = Vec::with_capacity(config.apis.len());
         for (i, api) in config.apis.iter().enumerate() {
+            // Comparing a definition with the one checked before walks all its routes.
+            tollgate_pace::check();
             let at = root.index(i);
             let key = (api.name.clone(), api.version.clone());
             let reused = match previous.remove(&key) {
@@ -129,6 +168,7 @@ impl Validator {
             }
             if let Some((checked, api_claims)) = reused {
                 for (j, route) in api.routes.iter().enumerate() {
+                    tollgate_pace::point();
                     if !services.contains(route.service.as_str()) {
                         self.err(
                             route_path(i, j).key("service"),
@@ -156,6 +196,7 @@ impl Validator {
             let mut route_names = HashMap::new();
             let mut api_claims = Vec::with_capacity(api.routes.len());
             for (j, route) in api.routes.iter().enumerate() {
+                tollgate_pace::point();
                 let rat = at.key("routes").index(j);
                 self.name(&rat.key("name"), &route.name);
                 if let Some(first) = route_names.insert(route.name.as_str(), j) {
@@ -187,13 +228,19 @@ impl Validator {
                 cache.checked.insert(key, (api.clone(), api_claims));
             }
         }
-        self.conflicts(config, envs, &claims);
+        self.conflicts(config, envs, claims, cache);
     }
 
     /// Route conflicts: the same host, pattern and conditions with overlapping methods, among
     /// the API versions live in one environment. A version live nowhere (a draft) is checked
     /// on its own.
-    fn conflicts(&mut self, config: &Config, envs: &Envs<'_>, claims: &[(usize, Arc<Vec<Claim>>)]) {
+    fn conflicts(
+        &mut self,
+        config: &Config,
+        envs: &Envs<'_>,
+        claims: Vec<(usize, Arc<Vec<Claim>>)>,
+        cache: &mut ApiChecks,
+    ) {
         let mut groups: Vec<(Option<&str>, Vec<bool>)> = Vec::new();
         for env in envs.list {
             let live = config
@@ -210,13 +257,39 @@ impl Validator {
                 groups.push((None, only));
             }
         }
+        if let Some(last) = &cache.conflicts
+            && last.same_inputs(&claims, &groups, envs.explicit)
+        {
+            self.errors.extend(last.reported.iter().cloned());
+            return;
+        }
+        let before = self.errors.len();
+        self.conflicts_among(config, envs, &claims, &groups);
+        cache.conflicts = Some(ConflictCheck {
+            groups: groups
+                .into_iter()
+                .map(|(env, members)| (env.map(str::to_owned), members))
+                .collect(),
+            claims,
+            explicit: envs.explicit,
+            reported: self.errors[before..].to_vec(),
+        });
+    }
+
+    fn conflicts_among(
+        &mut self,
+        config: &Config,
+        envs: &Envs<'_>,
+        claims: &[(usize, Arc<Vec<Claim>>)],
+        groups: &[(Option<&str>, Vec<bool>)],
+    ) {
         let mut reported = HashSet::new();
-        for (env, members) in &groups {
-            let mut by_key: HashMap<
-                &HashedKey,
-                Vec<(usize, &Claim)>,
-                std::hash::BuildHasherDefault<Precomputed>,
-            > = HashMap::with_capacity_and_hasher(
+        for (env, members) in groups {
+            // The first claimant of every key (no allocation per key: most keys have one), and
+            // every claimant of the keys claimed by more than one route.
+            type ByKey<'k, V> =
+                HashMap<&'k HashedKey, V, std::hash::BuildHasherDefault<Precomputed>>;
+            let mut first_of: ByKey<'_, (usize, &Claim)> = HashMap::with_capacity_and_hasher(
                 claims
                     .iter()
                     .filter(|(a, _)| members[*a])
@@ -225,10 +298,19 @@ impl Validator {
                     .sum(),
                 Default::default(),
             );
+            let mut by_key: ByKey<'_, Vec<(usize, &Claim)>> = HashMap::default();
             for (api, api_claims) in claims.iter().filter(|(a, _)| members[*a]) {
                 for claim in api_claims.iter() {
+                    tollgate_pace::point();
                     for key in &claim.keys {
-                        let entry = by_key.entry(key).or_default();
+                        let first = match first_of.entry(key) {
+                            std::collections::hash_map::Entry::Vacant(v) => {
+                                v.insert((*api, claim));
+                                continue;
+                            }
+                            std::collections::hash_map::Entry::Occupied(o) => *o.get(),
+                        };
+                        let entry = by_key.entry(key).or_insert_with(|| vec![first]);
                         if !entry
                             .iter()
                             .any(|(a, c)| *a == *api && c.route == claim.route)
@@ -238,6 +320,8 @@ impl Validator {
                     }
                 }
             }
+            drop(first_of);
+            tollgate_pace::check();
             let suffix = env.map(|e| envs.suffix(e)).unwrap_or_default();
             // Keys claimed more than once, in a stable order, so the reported pair does not
             // depend on hashing.

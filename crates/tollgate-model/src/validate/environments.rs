@@ -178,6 +178,7 @@ impl Validator {
                     continue;
                 }
                 for (j, route) in api.routes.iter().enumerate() {
+                    tollgate_pace::point();
                     let slot = users
                         .entry(route.service.as_str())
                         .or_insert_with(|| vec![None; envs.list.len()]);

@@ -102,3 +102,40 @@ fn a_reusing_validation_reports_what_a_full_one_reports_after_every_change() {
     // From step 6 on, `prod` lacks the variable `t` needs.
     assert_eq!(refused, [0, 2, 4, 6, 7, 8, 9, 10, 11, 12, 13]);
 }
+
+#[test]
+fn a_conflict_stays_reported_while_only_other_objects_change() {
+    let parse = |text: &str| {
+        serde_yaml_ng::from_str::<Config>(text).unwrap_or_else(|e| panic!("{e}:\n{text}"))
+    };
+    let mut cache = ValidationCache::default();
+    // `b` claims what `a` claims, in both environments.
+    let conflicting = BASE.replacen("    publish: [test]\n", "", 1).replacen(
+        "paths: [\"/b\"]",
+        "paths: [\"/u/{uid}\"]",
+        1,
+    );
+    let first = errors(cache.validate(&parse(&conflicting)));
+    assert!(
+        first.iter().any(|e| e.contains("conflicts with")),
+        "{first:?}"
+    );
+    // Only services change: the conflict check is skipped and its result repeated.
+    let services_only = conflicting.replacen(
+        "services:\n",
+        "services:\n  - {name: z, targets: [{url: \"http://127.0.0.1:9\"}]}\n",
+        1,
+    );
+    let config = parse(&services_only);
+    let again = errors(cache.validate(&config));
+    assert_eq!(again, errors(validate(&config)));
+    assert_eq!(again, first);
+    // Only where `b` is live changes: checked again, the conflict is now in `test` only.
+    let config =
+        parse(&services_only.replacen("  - name: b\n", "  - name: b\n    publish: [test]\n", 1));
+    let moved = errors(cache.validate(&config));
+    assert_eq!(moved, errors(validate(&config)));
+    assert_eq!(moved.len(), 1);
+    assert!(moved[0].contains("\"test\""), "{moved:?}");
+    assert_ne!(moved, first);
+}

@@ -107,6 +107,8 @@ impl Compiler {
         // Per plan, per kept route: the service's configuration index (`None`: missing).
         let mut route_services: Vec<Vec<Option<usize>>> = Vec::with_capacity(config.apis.len());
         for (a, api) in config.apis.iter().enumerate() {
+            // Comparing a definition with the planned one walks all its routes.
+            tollgate_pace::check();
             let key = (api.name.clone(), api.version.clone());
             let (mut plan, failed) = match previous.remove(&key) {
                 Some(plan) if plan.api == *api => (plan, false),
@@ -118,6 +120,7 @@ impl Compiler {
             };
             let mut resolved = Vec::with_capacity(plan.routes.len());
             for route in &plan.routes {
+                tollgate_pace::point();
                 let name = &api.routes[route.route].service;
                 let index = service_index.get(name.as_str()).copied();
                 if index.is_none() {
@@ -155,16 +158,18 @@ impl Compiler {
             let mut key: RouterKey = Vec::new();
             // Where each live API's routes went: (plan, routes indices).
             let mut placed: Vec<(usize, Vec<Option<usize>>)> = Vec::new();
-            for (p, (plan, _)) in plans.iter().enumerate() {
+            for (p, (plan, _)) in plans.iter_mut().enumerate() {
                 let api = &config.apis[p];
                 if !api.is_published_in(&env.name) {
                     continue;
                 }
+                let slots = plan.slots_in(&env.name).to_vec();
                 // Built with the first route that has a service, as a full compile did.
                 let mut deprecation: Option<Option<Arc<DeprecationHeaders>>> = None;
                 key.push((plan.id, routes.len(), order_base[p]));
                 let mut indices = Vec::with_capacity(plan.routes.len());
                 for (k, route) in plan.routes.iter().enumerate() {
+                    tollgate_pace::point();
                     let Some(service) = route_services[p][k]
                         .and_then(|s| services.for_environment(s, e, env, &mut errors))
                     else {
@@ -201,6 +206,7 @@ impl Compiler {
                         rewrite: route.rewrite.clone(),
                         host_header: definition.host_header,
                         chain: plan.chains[k].clone(),
+                        slot: slots[k].clone(),
                     });
                 }
                 placed.push((p, indices));
@@ -299,6 +305,7 @@ fn build_router(
         let plan = &plans[*p].0;
         let api = &config.apis[*p];
         for (route, index) in plan.routes.iter().zip(indices) {
+            tollgate_pace::point();
             let Some(index) = *index else { continue };
             let priority = api.routes[route.route].priority;
             for pattern in &route.patterns {

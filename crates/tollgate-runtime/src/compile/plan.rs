@@ -12,7 +12,7 @@ use tollgate_plugin_api::RouteInfo;
 use super::conditions;
 use super::policies::{Built, PolicyBuilder};
 use crate::router::{Conditions, MAX_PARAMS};
-use crate::{Chain, CompiledRewrite};
+use crate::{Chain, CompiledRewrite, RouteSlot};
 
 /// An API version, planned.
 pub(super) struct ApiPlan {
@@ -30,6 +30,9 @@ pub(super) struct ApiPlan {
     /// `chains_for`.
     pub(super) chains: Vec<Arc<Chain>>,
     pub(super) chains_for: u64,
+    /// The compiled routes' slots (same order), per environment name, handed to every compile
+    /// that reuses this plan.
+    pub(super) slots: Vec<(String, Vec<Arc<RouteSlot>>)>,
 }
 
 /// A route, planned.
@@ -80,6 +83,7 @@ pub(super) fn plan_api(
     let mut routes = Vec::with_capacity(api.routes.len());
     let mut order = 0usize;
     for (r, route) in api.routes.iter().enumerate() {
+        tollgate_pace::point();
         let at = api_path.key("routes").index(r);
         let route_policies = policies.build_all(&route.policies, &at.key("policies"));
         if !services.contains_key(route.service.as_str()) {
@@ -148,6 +152,7 @@ pub(super) fn plan_api(
             routes,
             chains: Vec::new(),
             chains_for: 0,
+            slots: Vec::new(),
         },
         failed,
     }
@@ -167,6 +172,20 @@ pub(super) fn missing_service(a: usize, r: usize, service: &str) -> Diagnostic {
 }
 
 impl ApiPlan {
+    /// The slots of this plan's routes in `environment`.
+    pub(super) fn slots_in(&mut self, environment: &str) -> &[Arc<RouteSlot>] {
+        let i = match self.slots.iter().position(|(e, _)| e == environment) {
+            Some(i) => i,
+            None => {
+                self.slots.push((environment.to_owned(), Vec::new()));
+                self.slots.len() - 1
+            }
+        };
+        let slots = &mut self.slots[i].1;
+        slots.resize_with(self.routes.len(), Default::default);
+        slots
+    }
+
     /// Patterns of the routes kept, for the order of the next API's patterns.
     pub(super) fn pattern_count(&self) -> usize {
         self.routes.iter().map(|r| r.patterns.len()).sum()
@@ -193,6 +212,7 @@ impl ApiPlan {
             .routes
             .iter()
             .map(|route| {
+                tollgate_pace::point();
                 if route.policies.is_empty() {
                     api_chain.clone()
                 } else {

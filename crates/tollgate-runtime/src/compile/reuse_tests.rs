@@ -9,7 +9,7 @@ use tollgate_model::{FieldPath, Format, parse_config};
 use tollgate_plugin_api::{Phases, Policy, PolicyConfigError, PolicyFactory, Registry};
 
 use super::*;
-use crate::{Backend, RequestView};
+use crate::{Backend, RequestView, RouteSlot};
 
 /// A plugin whose policies are named after their configuration, so that a chain's `Debug`
 /// shows which configuration each of its policies was built from.
@@ -229,4 +229,49 @@ fn a_global_policy_change_keeps_routers_and_a_route_change_rebuilds_them() {
     let text = apply(&text, ("\"= /x\", \"/u/{id}\"", "\"= /x\", \"/w/{id}\""));
     let three = compile_with(&mut compiler, &text).unwrap();
     assert!(!Arc::ptr_eq(&router(&two, 0), &router(&three, 0)));
+}
+
+#[test]
+fn route_slots_are_carried_while_the_route_is_unchanged() {
+    fn slot_of<'s>(s: &'s Snapshot, api: &str, route: &str, env: usize) -> &'s Arc<RouteSlot> {
+        let r = s
+            .routes
+            .iter()
+            .find(|r| &*r.info.api == api && &*r.info.route == route && r.environment == env)
+            .unwrap();
+        &r.slot
+    }
+    let mut compiler = Compiler::default();
+    let one = compile_with(&mut compiler, BASE).unwrap();
+    // A global policy change: every route keeps its slot.
+    let text = apply(BASE, ("tag-a, config: {v: 1}", "tag-a, config: {v: 2}"));
+    let two = compile_with(&mut compiler, &text).unwrap();
+    assert_eq!(one.routes.len(), two.routes.len());
+    for (a, b) in one.routes.iter().zip(&two.routes) {
+        assert!(Arc::ptr_eq(&a.slot, &b.slot), "{:?}", b.info);
+    }
+    // API `a` changes: its routes get new slots, the others keep theirs.
+    let text = apply(&text, ("\"= /x\", \"/u/{id}\"", "\"= /x\", \"/w/{id}\""));
+    let three = compile_with(&mut compiler, &text).unwrap();
+    assert!(!Arc::ptr_eq(
+        slot_of(&two, "a", "r0", 0),
+        slot_of(&three, "a", "r0", 0)
+    ));
+    assert!(Arc::ptr_eq(
+        slot_of(&two, "d", "r0", 0),
+        slot_of(&three, "d", "r0", 0)
+    ));
+    // The same route in two environments has one slot in each.
+    assert!(!Arc::ptr_eq(
+        slot_of(&three, "a", "r0", 0),
+        slot_of(&three, "a", "r0", 1)
+    ));
+    // A refused compile (API `a` breaks) keeps the slots of the APIs it did not touch.
+    let bad = apply(&text, ("{api: a}", "{bad: 1}"));
+    assert!(compile_with(&mut compiler, &bad).is_err());
+    let four = compile_with(&mut compiler, &text).unwrap();
+    assert!(Arc::ptr_eq(
+        slot_of(&three, "d", "r0", 0),
+        slot_of(&four, "d", "r0", 0)
+    ));
 }

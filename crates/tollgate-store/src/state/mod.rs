@@ -247,6 +247,7 @@ impl State {
     pub fn to_loaded(&self) -> Result<Loaded, StoreError> {
         fn docs<C: Collection>(state: &State, out: &mut Vec<Doc>) -> Result<(), StoreError> {
             for (key, entry) in C::map(state) {
+                tollgate_pace::check();
                 out.push(doc(C::KIND, C::doc_key(key), entry)?);
             }
             Ok(())

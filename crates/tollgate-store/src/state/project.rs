@@ -58,6 +58,7 @@ impl State {
             .versions
             .iter()
             .map(|((api, version), entry)| {
+                tollgate_pace::check();
                 let deployments = live
                     .get(&(api.as_str(), version.as_str()))
                     .map(Vec::as_slice)

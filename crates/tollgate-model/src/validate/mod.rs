@@ -2,7 +2,8 @@
 //!
 //! One [`Validator`] walks the whole configuration and collects every problem with the field
 //! path it is about. The checks are split by concern: [`services`] (targets and their URLs),
-//! [`apis`] (APIs, routes and route conflicts, per environment), [`environments`]
+//! [`apis`] (APIs and routes), [`conflicts`] (routes matching the same requests, per
+//! environment), [`environments`]
 //! (environments, publishing, deprecation and `${vars.NAME}` references), [`consumers`]
 //! (credentials and grants) and [`certificates`] (certificate files and named certificates).
 //! Plugin configurations are checked later, by the runtime. A [`ValidationCache`] validates a
@@ -11,6 +12,7 @@
 
 mod apis;
 mod certificates;
+mod conflicts;
 mod consumers;
 mod environments;
 mod services;

@@ -167,6 +167,20 @@ impl CompileThread {
         rx.await.ok()
     }
 
+    /// Runs `job` on the thread, unpaced, and waits for its result, blocking the caller (for
+    /// the compile before the node serves; `None` if the thread is gone).
+    pub(crate) fn run_blocking<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Incremental) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |incremental| {
+            let _ = tx.send(tollgate_pace::unpaced(|| job(incremental)));
+        });
+        self.jobs.send(Message::Job(job)).ok()?;
+        rx.recv().ok()
+    }
+
     /// Frees `snapshot` on the thread once the requests still using it are done (a snapshot
     /// of 10,000 routes takes a while to free; the last request holding it would otherwise
     /// free it on its worker).
@@ -176,7 +190,7 @@ impl CompileThread {
 }
 
 /// Asks for the thread's sleeps to end within 1 µs of their time instead of Linux's default
-/// 50 µs slack: the pace's rests are 200 µs.
+/// 50 µs slack: the pace's rests are 1 ms, its slices 20 µs.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn tight_timer_slack() {

@@ -186,20 +186,13 @@ fn serve(
             Mode::File { loaded, .. } => {
                 load::compile(loaded, &plugins, None, workers, 1).map_err(|e| (e.to_string(), 2))
             }
-            Mode::Store(opened) => store_mode::compile_state(
-                &opened.control.state(),
-                &config.listen,
-                opened.control.secret_key(),
-                &plugins,
-                None,
-                workers,
-            )
-            .map_err(|e| {
-                (
-                    format!("tollgate: the store's configuration cannot be compiled:\n{e}"),
-                    1,
-                )
-            }),
+            Mode::Store(opened) => store_mode::compile_first(opened, &config.listen, workers)
+                .map_err(|e| {
+                    (
+                        format!("tollgate: the store's configuration cannot be compiled:\n{e}"),
+                        1,
+                    )
+                }),
         }?;
         // File mode binds the TLS listener when the file has certificates. Store mode also
         // binds it when `--listen-tls` is given, so that certificates created later through

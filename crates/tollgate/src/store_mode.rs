@@ -9,7 +9,7 @@ use std::time::Duration;
 use tollgate_admin::control::Control;
 use tollgate_model::Listen;
 use tollgate_plugin_api::Registry;
-use tollgate_runtime::{CompileOptions, Snapshot, SnapshotHandle, compile};
+use tollgate_runtime::{Snapshot, SnapshotHandle};
 use tollgate_store::cache::StateCache;
 use tollgate_store::secrets::SecretKey;
 use tollgate_store::{Feed, State, Store};
@@ -185,29 +185,29 @@ async fn open_feed(args: &StoreArgs, role: Role) -> Result<Arc<Feed>, (String, u
     Ok(Feed::from_cache(store, cached.state, &error))
 }
 
-/// Compiles a state into a snapshot (its revision is the store revision), with
-/// certificates' private keys decrypted with `key`.
-pub(crate) fn compile_state(
-    state: &State,
+/// Compiles the store's state for the data plane before the node serves, on the compile
+/// thread and unpaced, so that its caches are filled: the first write after a start is then
+/// validated and compiled incrementally like any other (a full compile of 10,000 routes,
+/// paced, would take seconds). The state is validated too, for the same reason; a state that
+/// does not pass validation (written by an older version with looser checks) is still served
+/// if it compiles, as before.
+pub(crate) fn compile_first(
+    opened: &Opened,
     listen: &Listen,
-    key: &SecretKey,
-    plugins: &Registry,
-    previous: Option<&Snapshot>,
     workers: usize,
 ) -> Result<Snapshot, String> {
-    let config = state
-        .to_live_config(listen.clone(), key)
-        .map_err(|items| describe(&items))?;
-    compile(
-        &config,
-        &CompileOptions {
-            registry: plugins,
-            previous,
-            workers,
-            revision: u64::try_from(state.revision).unwrap_or(0),
-        },
-    )
-    .map_err(|items| describe(&items))
+    let state = opened.control.state();
+    let listen = listen.clone();
+    opened
+        .validator
+        .thread
+        .run_blocking(move |incremental| {
+            incremental
+                .compile_state(&state, listen.clone(), true, None, workers)
+                .or_else(|_| incremental.compile_state(&state, listen, false, None, workers))
+                .map_err(|items| describe(&items))
+        })
+        .unwrap_or_else(|| Err("the compile thread has stopped".into()))
 }
 
 /// Problems, one a line.

@@ -20,15 +20,6 @@ impl EncodeLabelValue for Name {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub(crate) struct RequestLabels {
-    pub(crate) environment: Name,
-    pub(crate) api: Name,
-    pub(crate) route: Name,
-    pub(crate) service: Name,
-    pub(crate) status_class: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct RouteLabels {
     pub(crate) environment: Name,
     pub(crate) api: Name,
@@ -51,7 +42,7 @@ fn latency_histogram() -> Histogram {
 /// The proxy's metric families, registered once at start.
 #[derive(Debug, Clone)]
 pub struct ProxyMetrics {
-    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) requests: Family<RouteLabels, Counter>,
     pub(crate) duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub(crate) upstream_duration: Family<ServiceLabels, Histogram, fn() -> Histogram>,
     pub(crate) connections: Gauge,
@@ -129,7 +120,7 @@ pub(crate) mod cache {
     use prometheus_client::metrics::histogram::Histogram;
     use tollgate_runtime::Snapshot;
 
-    use super::{Name, ProxyMetrics, RequestLabels, RouteLabels, ServiceLabels};
+    use super::{Name, ProxyMetrics, RouteLabels, ServiceLabels};
 
     /// One route's (or one unrouted slot's) handles, by status class.
     #[derive(Default)]
@@ -183,20 +174,26 @@ pub(crate) mod cache {
         seconds: f64,
     ) {
         let routed = route.and_then(|r| snapshot.routes.get(r));
-        // Label values, only needed the first time a slot records a status class.
-        let names = || {
+        // Labels, only needed the first time a slot records a status class.
+        let labels = |status_class: &'static str| {
             let environment = routed.map(|r| r.environment).or(environment);
             let environment = environment
                 .and_then(|e| snapshot.environments.get(e))
                 .map_or_else(|| empty.clone(), |e| e.name.clone());
-            match routed {
+            let (api, route, service) = match routed {
                 Some(r) => (
-                    environment,
                     r.info.api.clone(),
                     r.info.route.clone(),
                     r.info.service.clone(),
                 ),
-                None => (environment, empty.clone(), empty.clone(), empty.clone()),
+                None => (empty.clone(), empty.clone(), empty.clone()),
+            };
+            RouteLabels {
+                environment: Name(environment),
+                api: Name(api),
+                route: Name(route),
+                service: Name(service),
+                status_class,
             }
         };
         let record = |handles: &Handles| {
@@ -204,31 +201,17 @@ pub(crate) mod cache {
             let status_class = ProxyMetrics::status_class(status);
             handles.by_class[class]
                 .get_or_init(|| {
-                    let (environment, api, route, service) = names();
                     metrics
                         .requests
-                        .get_or_create(&RequestLabels {
-                            environment: Name(environment),
-                            api: Name(api),
-                            route: Name(route),
-                            service: Name(service),
-                            status_class,
-                        })
+                        .get_or_create(&labels(status_class))
                         .clone()
                 })
                 .inc();
             handles.duration[class]
                 .get_or_init(|| {
-                    let (environment, api, route, service) = names();
                     metrics
                         .duration
-                        .get_or_create(&RouteLabels {
-                            environment: Name(environment),
-                            api: Name(api),
-                            route: Name(route),
-                            service: Name(service),
-                            status_class,
-                        })
+                        .get_or_create(&labels(status_class))
                         .clone()
                 })
                 .observe(seconds);

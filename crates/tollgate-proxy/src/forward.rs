@@ -152,7 +152,7 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     }
     let (mut rparts, rbody) = response.into_parts();
     strip_hop_by_hop(&mut rparts.headers, false);
-    Ok(Response::from_parts(rparts, ProxyBody::incoming(rbody)))
+    Ok(Response::from_parts(rparts, rbody))
 }
 
 /// Whether the client asks for a protocol upgrade (HTTP/1.1 `Connection: upgrade`).
@@ -198,7 +198,7 @@ fn send_error(e: &SendError, cx: &RequestCtx) -> GatewayError {
     tracing::warn!(request_id = ?cx.request_id, error = %detail, "upstream request failed");
     match e {
         SendError::Connect(_) => errors::unreachable("cannot connect to the upstream".into()),
-        SendError::Request(_) => errors::upstream_failed("the upstream request failed".into()),
+        _ => errors::upstream_failed("the upstream request failed".into()),
     }
 }
 

@@ -12,63 +12,102 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including every header the `Connection`
-/// header names. `Trailer` is end-to-end (it announces trailer fields) and stays. `TE: trailers` survives (it asks for trailers end to end); with `upgrade`,
-/// `Upgrade` survives and `Connection: upgrade` is set again.
+/// header names. `Trailer` is end-to-end (it announces trailer fields) and stays. `TE: trailers`
+/// survives (it asks for trailers end to end); with `upgrade`, `Upgrade` survives and
+/// `Connection: upgrade` is set again.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    // Most messages carry none of these: one pass over the names instead of a hash lookup
-    // per hop-by-hop header.
-    let any = headers.keys().any(|k| {
-        k == header::CONNECTION
-            || k == header::TE
-            || k == header::TRANSFER_ENCODING
-            || k == header::UPGRADE
-            || k == KEEP_ALIVE
-            || k == PROXY_CONNECTION
-    });
-    if !any {
+    // One pass over the names finds which hop-by-hop headers are present; only those are
+    // looked up and removed (a lookup of an absent name still hashes it).
+    let mut present = 0u8;
+    for name in headers.keys() {
+        present |= hop_by_hop_bit(name);
+    }
+    if present == 0 {
         if upgrade {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            if upgrade && name == header::UPGRADE {
-                continue;
+    // `TE` named in `Connection` goes entirely, `trailers` included.
+    let mut te_named = false;
+    if present & CONNECTION != 0 {
+        // Names listed in `Connection`: the usual tokens (`keep-alive`, `close`, `upgrade`)
+        // are hop-by-hop headers already handled below; any other names an extension header.
+        let mut named: Option<Vec<HeaderName>> = None;
+        for value in headers.get_all(header::CONNECTION) {
+            for token in value.as_bytes().split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.is_empty()
+                    || token.eq_ignore_ascii_case(b"close")
+                    || token.eq_ignore_ascii_case(b"keep-alive")
+                    || token.eq_ignore_ascii_case(b"upgrade")
+                {
+                    continue;
+                }
+                if token.eq_ignore_ascii_case(b"te") {
+                    te_named = true;
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token) {
+                    named.get_or_insert_with(Vec::new).push(name);
+                }
             }
-            if name == header::TE {
-                headers.remove(header::TE);
-                continue;
-            }
+        }
+        for name in named.into_iter().flatten() {
             headers.remove(&name);
         }
         headers.remove(header::CONNECTION);
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(header::TRANSFER_ENCODING);
-    let te_trailers = headers
-        .get(header::TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        });
-    headers.remove(header::TE);
-    if te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    if present & KEEP_ALIVE_BIT != 0 {
+        headers.remove(&KEEP_ALIVE);
+    }
+    if present & PROXY_CONNECTION_BIT != 0 {
+        headers.remove(&PROXY_CONNECTION);
+    }
+    if present & TRANSFER_ENCODING != 0 {
+        headers.remove(header::TRANSFER_ENCODING);
+    }
+    if present & TE != 0 {
+        let te_trailers = !te_named
+            && headers
+                .get_all(header::TE)
+                .iter()
+                .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+        headers.remove(header::TE);
+        if te_trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if present & UPGRADE != 0 {
         headers.remove(header::UPGRADE);
+    }
+}
+
+const CONNECTION: u8 = 1;
+const TE: u8 = 2;
+const TRANSFER_ENCODING: u8 = 4;
+const UPGRADE: u8 = 8;
+const KEEP_ALIVE_BIT: u8 = 16;
+const PROXY_CONNECTION_BIT: u8 = 32;
+
+fn hop_by_hop_bit(name: &HeaderName) -> u8 {
+    if name == header::CONNECTION {
+        CONNECTION
+    } else if name == header::TE {
+        TE
+    } else if name == header::TRANSFER_ENCODING {
+        TRANSFER_ENCODING
+    } else if name == header::UPGRADE {
+        UPGRADE
+    } else if name == KEEP_ALIVE {
+        KEEP_ALIVE_BIT
+    } else if name == PROXY_CONNECTION {
+        PROXY_CONNECTION_BIT
+    } else {
+        0
     }
 }
 

@@ -1,6 +1,6 @@
-//! Opening upstream connections: TCP (with `TCP_NODELAY`), optional TLS (verified by default),
-//! then an HTTP/1.1 or HTTP/2 handshake. The connection task runs on the calling worker's
-//! runtime, so a worker's upstream connections never cross threads.
+//! Opening upstream connections: TCP (with `TCP_NODELAY`), optional TLS (verified by default);
+//! for HTTP/2 (and HTTP/1.1 upgrades) a hyper handshake follows, whose connection task runs on
+//! the calling worker's runtime, so a worker's upstream connections never cross threads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tollgate_model::Protocol;
 use tollgate_plugin_api::ProxyBody;
 
+use crate::io::Io;
 use crate::{Target, UpstreamError};
 
 /// Everything that shapes upstream connections; equal settings let a new snapshot keep the
@@ -36,7 +37,7 @@ pub struct ClientSettings {
     pub insecure_skip_verify: bool,
 }
 
-/// A ready-to-use request sender on one upstream connection.
+/// A hyper request sender on one upstream connection.
 #[derive(Debug)]
 pub(crate) enum Sender {
     Http1(http1::SendRequest<ProxyBody>),
@@ -115,15 +116,28 @@ impl Connector {
         })
     }
 
-    /// Opens a connection to `target` and spawns its connection task on the current runtime.
-    pub(crate) async fn connect(&self, target: &Target) -> Result<Sender, ConnectError> {
+    /// Opens a connection to `target` (TCP, then TLS for `https`) within the connect timeout.
+    pub(crate) async fn connect(&self, target: &Target) -> Result<Io, ConnectError> {
         let authority = target.authority.as_str();
         tokio::time::timeout(self.connect_timeout, self.connect_inner(target))
             .await
             .unwrap_or_else(|_| Err(ConnectError::Timeout(authority.to_owned())))
     }
 
-    async fn connect_inner(&self, target: &Target) -> Result<Sender, ConnectError> {
+    /// Opens a connection to `target` driven by hyper (HTTP/2, or HTTP/1.1 for a protocol
+    /// upgrade) and spawns its connection task on the current runtime.
+    pub(crate) async fn connect_hyper(&self, target: &Target) -> Result<Sender, ConnectError> {
+        let authority = target.authority.as_str();
+        let connect = async {
+            let io = self.connect_inner(target).await?;
+            self.handshake(TokioIo::new(io), authority).await
+        };
+        tokio::time::timeout(self.connect_timeout, connect)
+            .await
+            .unwrap_or_else(|_| Err(ConnectError::Timeout(authority.to_owned())))
+    }
+
+    async fn connect_inner(&self, target: &Target) -> Result<Io, ConnectError> {
         let authority = target.authority.as_str();
         let tcp = TcpStream::connect(authority)
             .await
@@ -132,34 +146,28 @@ impl Connector {
                 source,
             })?;
         let _ = tcp.set_nodelay(true);
-        if target.scheme == http::uri::Scheme::HTTPS {
-            let name = match &self.sni {
-                Some(n) => n.clone(),
-                None => {
-                    ServerName::try_from(target.host.clone()).map_err(|e| ConnectError::Tls {
-                        target: authority.to_owned(),
-                        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-                    })?
-                }
-            };
-            let tls = self
-                .tls
-                .connect(name, tcp)
-                .await
-                .map_err(|source| ConnectError::Tls {
-                    target: authority.to_owned(),
-                    source,
-                })?;
-            self.handshake(TokioIo::new(tls), authority).await
-        } else {
-            self.handshake(TokioIo::new(tcp), authority).await
+        if target.scheme != http::uri::Scheme::HTTPS {
+            return Ok(Io::Plain(tcp));
         }
+        let name = match &self.sni {
+            Some(n) => n.clone(),
+            None => ServerName::try_from(target.host.clone()).map_err(|e| ConnectError::Tls {
+                target: authority.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+            })?,
+        };
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|source| ConnectError::Tls {
+                target: authority.to_owned(),
+                source,
+            })?;
+        Ok(Io::Tls(Box::new(tls)))
     }
 
-    async fn handshake<I>(&self, io: I, authority: &str) -> Result<Sender, ConnectError>
-    where
-        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
+    async fn handshake(&self, io: TokioIo<Io>, authority: &str) -> Result<Sender, ConnectError> {
         let http_err = |source| ConnectError::Http {
             target: authority.to_owned(),
             source,
@@ -194,6 +202,11 @@ impl Connector {
                 Ok(Sender::Http2(sender))
             }
         }
+    }
+
+    /// The protocol towards the targets.
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.protocol
     }
 }
 

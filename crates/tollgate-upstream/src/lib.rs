@@ -9,11 +9,14 @@
 mod balance;
 mod client;
 mod error;
+mod h1;
+mod io;
 mod pool;
 mod target;
 
 pub use balance::{Balancer, SmoothWeightedRoundRobin};
 pub use client::{ClientSettings, ConnectError};
 pub use error::{SendError, UpstreamError};
+pub use h1::{EncodeError, ExchangeError, ProtocolError};
 pub use pool::UpstreamPool;
 pub use target::Target;

@@ -4,47 +4,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
-use hyper::body::Incoming;
+use tollgate_model::Protocol;
 use tollgate_plugin_api::ProxyBody;
 
 use crate::client::{Connector, Sender};
+use crate::h1::{self, Checkin, Prepared};
+use crate::io::Io;
 use crate::{Balancer, ClientSettings, SendError, SmoothWeightedRoundRobin, Target, UpstreamError};
 
 /// A pooled connection idle at least this long may have been closed by the upstream as we
 /// reuse it (many servers close idle keep-alive connections after a few seconds).
 const STALE_AFTER: Duration = Duration::from_secs(1);
 
-/// A copy of `req` to send again, if it is safe to: an idempotent method and no body.
-fn replayable(req: &Request<ProxyBody>) -> Option<Box<Request<ProxyBody>>> {
-    use http::Method;
-    let idempotent = matches!(
-        *req.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    );
-    if !idempotent || !http_body::Body::is_end_stream(req.body()) {
-        return None;
-    }
-    let mut copy = Request::new(ProxyBody::Empty);
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    // Boxed: kept across an `.await`, an inline copy would enlarge every request's future.
-    Some(Box::new(copy))
-}
-
 /// One worker's idle connections to one target. Touched only by that worker's thread, so the
 /// lock is never contended (two atomic operations); it only makes the type `Sync` without
 /// `unsafe`. This is per-worker state, not a lock shared by workers.
 #[allow(clippy::disallowed_types)]
-type WorkerSlot = std::sync::Mutex<Idle>;
+pub(crate) type WorkerSlot = std::sync::Mutex<Idle>;
 
-/// Idle HTTP/1.1 connections of one target on one worker, most recently used last.
-#[derive(Default)]
-struct Idle {
-    /// Oldest first; checkout takes from the back (warmest), expiry trims the front.
-    http1:
-        std::collections::VecDeque<(hyper::client::conn::http1::SendRequest<ProxyBody>, Instant)>,
+/// Idle connections of one target on one worker.
+#[derive(Debug, Default)]
+pub(crate) struct Idle {
+    /// HTTP/1.1 connections with when they went idle, oldest first; checkout takes from the
+    /// back (warmest), expiry trims the front. Each is only its socket.
+    pub(crate) http1: std::collections::VecDeque<(Io, Instant)>,
+    /// The one HTTP/2 connection, shared by every request of the worker.
     http2: Option<hyper::client::conn::http2::SendRequest<ProxyBody>>,
 }
 
@@ -56,8 +40,8 @@ pub struct UpstreamPool {
     balancer: Arc<dyn Balancer>,
     connector: Connector,
     settings: ClientSettings,
-    /// `[worker][target]`.
-    idle: Box<[Box<[WorkerSlot]>]>,
+    /// `[worker][target]`; shared with response bodies, which return connections.
+    idle: Box<[Box<[Arc<WorkerSlot>]>]>,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -83,7 +67,7 @@ impl UpstreamPool {
             .map(|_| {
                 targets
                     .iter()
-                    .map(|_| WorkerSlot::new(Idle::default()))
+                    .map(|_| Arc::new(WorkerSlot::new(Idle::default())))
                     .collect()
             })
             .collect();
@@ -133,139 +117,158 @@ impl UpstreamPool {
         target: usize,
         req: Request<ProxyBody>,
         now: Instant,
-    ) -> Result<Response<Incoming>, SendError> {
-        let Some(slot) = self.idle.get(worker).and_then(|w| w.get(target)) else {
+    ) -> Result<Response<ProxyBody>, SendError> {
+        let (Some(slot), Some(t)) = (
+            self.idle.get(worker).and_then(|w| w.get(target)),
+            self.targets.get(target),
+        ) else {
             return Err(SendError::Connect(crate::client::ConnectError::Timeout(
                 "no such target".into(),
             )));
         };
-        let Some(t) = self.targets.get(target) else {
-            return Err(SendError::Connect(crate::client::ConnectError::Timeout(
-                "no such target".into(),
-            )));
-        };
-        let mut req = req;
-        // A pooled connection can turn out closed before the request is written; then the
-        // request comes back untouched and goes out on another connection.
-        for _ in 0..3 {
-            let (sender, idle_for) = match self.checkout(slot, now) {
-                Some((s, idle_for)) => (s, Some(idle_for)),
-                // Boxed: connecting (TCP, TLS, handshake) is rare and its future is large;
-                // inline it would make every request's future kilobytes bigger.
-                None => (Box::pin(self.connector.connect(t)).await?, None),
-            };
-            match sender {
-                Sender::Http1(mut s) => {
-                    // An upstream may close a keep-alive connection it considers idle just as
-                    // we reuse it: the request is lost with no answer. A request that can be
-                    // replayed safely (idempotent method, no body) on a connection idle long
-                    // enough for that to happen is kept, and sent once more on a new
-                    // connection if that race occurs.
-                    let replay = idle_for
-                        .filter(|d| *d >= STALE_AFTER)
-                        .and_then(|_| replayable(&req));
-                    match s.try_send_request(req).await {
-                        Ok(res) => {
-                            self.checkin_http1(slot, s, now);
-                            return Ok(res);
-                        }
-                        Err(mut e) => match e.take_message() {
-                            Some(back) => req = back,
-                            None => {
-                                let error = e.into_error();
-                                return match replay {
-                                    Some(again)
-                                        if error.is_incomplete_message() || error.is_canceled() =>
-                                    {
-                                        tracing::debug!(error = %error, "pooled connection closed under the request; sending it again on a new one");
-                                        Box::pin(self.send_fresh(t, *again)).await
-                                    }
-                                    _ => Err(SendError::Request(error)),
-                                };
-                            }
-                        },
-                    }
-                }
-                Sender::Http2(mut s) => {
-                    let keep = s.clone();
-                    match s.try_send_request(req).await {
-                        Ok(res) => {
-                            self.checkin_http2(slot, keep);
-                            return Ok(res);
-                        }
-                        Err(mut e) => match e.take_message() {
-                            Some(back) => req = back,
-                            None => return Err(SendError::Request(e.into_error())),
-                        },
-                    }
-                }
+        match self.connector.protocol() {
+            Protocol::Http2 => self.send_h2(slot, t, req).await,
+            // An upgrade needs hyper's upgrade handle; the connection is consumed by it.
+            Protocol::Http1 if req.headers().contains_key(http::header::UPGRADE) => {
+                Box::pin(self.send_hyper(t, req)).await
             }
+            Protocol::Http1 => self.send_h1(slot, t, req, now).await,
         }
-        // Three connections in a row closed under us: open a fresh one and give up after it.
-        Box::pin(self.send_fresh(t, req)).await
     }
 
-    async fn send_fresh(
+    async fn send_h1(
+        &self,
+        slot: &Arc<WorkerSlot>,
+        target: &Target,
+        req: Request<ProxyBody>,
+        now: Instant,
+    ) -> Result<Response<ProxyBody>, SendError> {
+        let mut req = Prepared::new(req)?;
+        let replayable = req.replayable();
+        // An upstream may close a keep-alive connection it considers idle just as we reuse
+        // it. A replayable request (idempotent, no body) that a reused connection fails before
+        // any byte of the response goes out again; the last attempt is on a new connection.
+        for attempt in 0..3 {
+            let pooled = if attempt < 2 {
+                self.checkout_h1(slot, now)
+            } else {
+                None
+            };
+            let reused = pooled.is_some();
+            let io = match pooled {
+                Some(io) => io,
+                // Boxed: connecting (TCP, TLS) is rare and its future is large; inline it
+                // would make every request's future bigger.
+                None => Box::pin(self.connector.connect(target)).await?,
+            };
+            let checkin = Checkin {
+                slot: slot.clone(),
+                max_idle: self.settings.max_idle_per_target,
+                since: now,
+            };
+            match h1::send(io, req, checkin, reused && replayable).await {
+                Ok(response) => return Ok(response),
+                Err(h1::Failed {
+                    error,
+                    retry: Some(again),
+                }) => {
+                    tracing::debug!(error = %error, "pooled connection closed under the request; sending it again");
+                    req = again;
+                }
+                Err(failed) => return Err(failed.error.into()),
+            }
+        }
+        Err(SendError::Exchange(h1::ExchangeError::Closed))
+    }
+
+    async fn send_h2(
+        &self,
+        slot: &WorkerSlot,
+        target: &Target,
+        mut req: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, SendError> {
+        // A shared connection can turn out closed before the request is written; then the
+        // request comes back untouched and goes out on a new connection.
+        for _ in 0..3 {
+            let mut sender = match self.checkout_h2(slot) {
+                Some(s) => s,
+                None => match Box::pin(self.connector.connect_hyper(target)).await? {
+                    Sender::Http2(s) => s,
+                    Sender::Http1(_) => {
+                        return Err(SendError::Connect(crate::client::ConnectError::Timeout(
+                            "protocol mismatch".into(),
+                        )));
+                    }
+                },
+            };
+            let keep = sender.clone();
+            match sender.try_send_request(req).await {
+                Ok(res) => {
+                    self.checkin_h2(slot, keep);
+                    return Ok(res.map(ProxyBody::incoming));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(back) => req = back,
+                    None => return Err(SendError::Request(e.into_error())),
+                },
+            }
+        }
+        Box::pin(self.send_hyper(target, req)).await
+    }
+
+    /// Sends `req` on a new hyper-driven connection (not pooled).
+    async fn send_hyper(
         &self,
         target: &Target,
         req: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, SendError> {
-        let result = match self.connector.connect(target).await? {
+    ) -> Result<Response<ProxyBody>, SendError> {
+        let result = match self.connector.connect_hyper(target).await? {
             Sender::Http1(mut s) => s.send_request(req).await,
             Sender::Http2(mut s) => s.send_request(req).await,
         };
-        result.map_err(SendError::Request)
+        result
+            .map(|res| res.map(ProxyBody::incoming))
+            .map_err(SendError::Request)
     }
 
-    fn checkout(&self, slot: &WorkerSlot, now: Instant) -> Option<(Sender, Duration)> {
+    /// The warmest idle HTTP/1.1 connection that is still usable.
+    fn checkout_h1(&self, slot: &WorkerSlot, now: Instant) -> Option<Io> {
         let mut idle = slot.lock().ok()?;
-        if let Some(h2) = &idle.http2 {
-            if !h2.is_closed() {
-                return Some((Sender::Http2(h2.clone()), Duration::ZERO));
-            }
-            idle.http2 = None;
-        }
         let max_idle = self.settings.idle_timeout;
         // Expire from the oldest end: usually one comparison.
-        while let Some((s, since)) = idle.http1.front() {
-            if s.is_closed() || now.saturating_duration_since(*since) >= max_idle {
+        while let Some((_, since)) = idle.http1.front() {
+            if now.saturating_duration_since(*since) >= max_idle {
                 idle.http1.pop_front();
             } else {
                 break;
             }
         }
-        // Take the warmest ready connection; busy ones (still streaming a response body) go
-        // back to the oldest end, closed ones are dropped.
-        let mut busy = 0;
-        while let Some((sender, since)) = idle.http1.pop_back() {
-            if sender.is_ready() {
-                return Some((Sender::Http1(sender), now.saturating_duration_since(since)));
-            }
-            if !sender.is_closed() {
-                idle.http1.push_front((sender, since));
-                busy += 1;
-                if busy >= idle.http1.len() {
-                    break;
-                }
+        while let Some((io, since)) = idle.http1.pop_back() {
+            // A connection idle long enough for the upstream to have closed it is checked
+            // first (no system call unless its socket saw an event).
+            if now.saturating_duration_since(since) < STALE_AFTER || !io.is_stale() {
+                return Some(io);
             }
         }
         None
     }
 
-    fn checkin_http1(
+    fn checkout_h2(
         &self,
         slot: &WorkerSlot,
-        sender: hyper::client::conn::http1::SendRequest<ProxyBody>,
-        now: Instant,
-    ) {
-        if let Ok(mut idle) = slot.lock()
-            && idle.http1.len() < self.settings.max_idle_per_target
-        {
-            idle.http1.push_back((sender, now));
+    ) -> Option<hyper::client::conn::http2::SendRequest<ProxyBody>> {
+        let mut idle = slot.lock().ok()?;
+        match &idle.http2 {
+            Some(h2) if !h2.is_closed() => Some(h2.clone()),
+            Some(_) => {
+                idle.http2 = None;
+                None
+            }
+            None => None,
         }
     }
 
-    fn checkin_http2(
+    fn checkin_h2(
         &self,
         slot: &WorkerSlot,
         sender: hyper::client::conn::http2::SendRequest<ProxyBody>,
@@ -275,30 +278,5 @@ impl UpstreamPool {
         {
             idle.http2 = Some(sender);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use http::Method;
-
-    use super::*;
-
-    fn request(method: Method, body: ProxyBody) -> Request<ProxyBody> {
-        let mut r = Request::new(body);
-        *r.method_mut() = method;
-        *r.uri_mut() = "/a?b=1".parse().unwrap();
-        r.headers_mut().insert("x-k", "v".parse().unwrap());
-        r
-    }
-
-    #[test]
-    fn only_idempotent_bodiless_requests_are_replayable() {
-        let copy = replayable(&request(Method::GET, ProxyBody::Empty)).unwrap();
-        assert_eq!(copy.uri(), "/a?b=1");
-        assert_eq!(copy.headers()["x-k"], "v");
-        assert!(replayable(&request(Method::DELETE, ProxyBody::Empty)).is_some());
-        assert!(replayable(&request(Method::POST, ProxyBody::Empty)).is_none());
-        assert!(replayable(&request(Method::PUT, ProxyBody::full("data"))).is_none());
     }
 }

@@ -1,0 +1,530 @@
+//! Reading an HTTP/1.1 response: the head (with `httparse`) and the body framing it implies
+//! (RFC 9112 §6.3), then the body itself, including chunked coding and trailers.
+//!
+//! Header values are slices of the bytes read (no copy per header); a response that frames
+//! its body ambiguously (differing `Content-Length`s, `Transfer-Encoding` on HTTP/1.0) is
+//! refused rather than guessed at, so a malicious upstream cannot desynchronise the connection.
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Version, response};
+
+use super::encode::{content_length, transfer_encoding_is_chunked};
+
+/// Most header fields a response (or its trailers) may have.
+pub(crate) const MAX_HEADERS: usize = 100;
+/// Longest response head; past it the response is refused.
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Longest chunk-size line (size, extensions).
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// A response from the upstream that breaks HTTP/1.1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The head does not parse.
+    #[error("malformed response head: {0}")]
+    Head(httparse::Error),
+    /// The head is longer than [`MAX_HEAD_BYTES`].
+    #[error("response head larger than {MAX_HEAD_BYTES} bytes")]
+    HeadTooLarge,
+    /// More than [`MAX_HEADERS`] fields.
+    #[error("more than {MAX_HEADERS} response header fields")]
+    TooManyHeaders,
+    /// A header name `http` does not accept.
+    #[error("invalid response header name")]
+    HeaderName,
+    /// `Content-Length` missing a single integer value.
+    #[error("invalid or conflicting content-length in the response")]
+    ContentLength,
+    /// `Transfer-Encoding` in an HTTP/1.0 response.
+    #[error("transfer-encoding in an HTTP/1.0 response")]
+    TransferEncodingOnHttp10,
+    /// A chunk size line that does not parse.
+    #[error("invalid chunk size line")]
+    ChunkSize,
+    /// Chunk data not followed by CRLF.
+    #[error("chunk data not followed by CRLF")]
+    ChunkEnd,
+    /// Malformed trailer fields.
+    #[error("malformed trailer fields")]
+    Trailers,
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// Exactly this many bytes (0: no body).
+    Length(u64),
+    /// Chunked coding.
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub(crate) parts: response::Parts,
+    pub(crate) framing: BodyFraming,
+    /// Whether the connection may carry another request after this response.
+    pub(crate) keep_alive: bool,
+}
+
+/// Parses a final response head from the front of `buf`, removing it (and any interim 1xx
+/// responses before it). `Ok(None)`: more bytes are needed. `head_request`: the request was
+/// `HEAD`, so the response has no body whatever its headers say.
+pub(crate) fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, ProtocolError> {
+    loop {
+        // Offsets of each name and value in `buf`, recorded so the head can be split off
+        // and the values sliced from it without copying.
+        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+        let mut fields = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut res,
+            buf,
+            &mut fields,
+        );
+        let len = match parsed {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                return if buf.len() > MAX_HEAD_BYTES {
+                    Err(ProtocolError::HeadTooLarge)
+                } else {
+                    Ok(None)
+                };
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(ProtocolError::TooManyHeaders),
+            Err(e) => return Err(ProtocolError::Head(e)),
+        };
+        if len > MAX_HEAD_BYTES {
+            return Err(ProtocolError::HeadTooLarge);
+        }
+        let code = res.code.unwrap_or(0);
+        let status =
+            StatusCode::from_u16(code).map_err(|_| ProtocolError::Head(httparse::Error::Status))?;
+        if status.is_informational() && code != 101 {
+            // 100 Continue, 103 Early Hints...: interim, the final response follows.
+            buf.advance(len);
+            continue;
+        }
+        let version = if res.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        let base = buf.as_ptr() as usize;
+        let count = res.headers.len();
+        for (span, field) in spans.iter_mut().zip(res.headers.iter()) {
+            let name = field.name.as_ptr() as usize - base;
+            let value = field.value.as_ptr() as usize - base;
+            // Offsets are below MAX_HEAD_BYTES, checked above.
+            *span = (
+                name as u32,
+                (name + field.name.len()) as u32,
+                value as u32,
+                (value + field.value.len()) as u32,
+            );
+        }
+        let reason = res
+            .reason
+            .filter(|r| !r.is_empty() && Some(*r) != status.canonical_reason())
+            .map(|r| Bytes::copy_from_slice(r.as_bytes()));
+        let raw = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(count);
+        for &(n0, n1, v0, v1) in &spans[..count] {
+            let name = HeaderName::from_bytes(&raw[n0 as usize..n1 as usize])
+                .map_err(|_| ProtocolError::HeaderName)?;
+            // httparse accepted the value: visible ASCII, obs-text, spaces and tabs only.
+            let value = HeaderValue::from_maybe_shared(raw.slice(v0 as usize..v1 as usize))
+                .map_err(|_| ProtocolError::Head(httparse::Error::HeaderValue))?;
+            headers.append(name, value);
+        }
+        return finish(status, version, headers, reason, head_request).map(Some);
+    }
+}
+
+fn finish(
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+    reason: Option<Bytes>,
+    head_request: bool,
+) -> Result<Head, ProtocolError> {
+    let mut keep_alive = version == Version::HTTP_11;
+    for value in headers.get_all(header::CONNECTION) {
+        for token in value.as_bytes().split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            if token.eq_ignore_ascii_case(b"close") {
+                keep_alive = false;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
+                keep_alive = true;
+            }
+        }
+    }
+    let framing = if head_request
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status == StatusCode::SWITCHING_PROTOCOLS
+    {
+        BodyFraming::Length(0)
+    } else if headers.contains_key(header::TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(ProtocolError::TransferEncodingOnHttp10);
+        }
+        if transfer_encoding_is_chunked(&headers) {
+            BodyFraming::Chunked
+        } else {
+            BodyFraming::UntilClose
+        }
+    } else {
+        match content_length(&headers) {
+            Ok(Some(n)) => BodyFraming::Length(n),
+            Ok(None) => BodyFraming::UntilClose,
+            Err(_) => return Err(ProtocolError::ContentLength),
+        }
+    };
+    if framing == BodyFraming::UntilClose || status == StatusCode::SWITCHING_PROTOCOLS {
+        keep_alive = false;
+    }
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = status;
+    parts.version = version;
+    parts.headers = headers;
+    if let Some(reason) = reason
+        && let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason)
+    {
+        parts.extensions.insert(phrase);
+    }
+    Ok(Head {
+        parts,
+        framing,
+        keep_alive,
+    })
+}
+
+/// What the body decoder produced from the buffered bytes.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Decoded {
+    /// Body bytes.
+    Data(Bytes),
+    /// Trailer fields (chunked coding only); the body ends after them.
+    Trailers(HeaderMap),
+    /// The body is complete.
+    End,
+    /// More bytes are needed.
+    NeedMore,
+}
+
+/// Decodes a response body incrementally from a read buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyDecoder {
+    /// This many bytes left.
+    Length(u64),
+    /// Expecting a chunk-size line.
+    ChunkSize,
+    /// Inside a chunk: this many data bytes left.
+    ChunkData(u64),
+    /// After a chunk's data: expecting CRLF.
+    ChunkDataEnd,
+    /// After the last chunk: expecting trailer fields or the final CRLF.
+    Trailers,
+    /// Until the connection closes.
+    UntilClose,
+    /// Done.
+    Done,
+}
+
+impl BodyDecoder {
+    pub(crate) fn new(framing: BodyFraming) -> Self {
+        match framing {
+            BodyFraming::Length(0) => Self::Done,
+            BodyFraming::Length(n) => Self::Length(n),
+            BodyFraming::Chunked => Self::ChunkSize,
+            BodyFraming::UntilClose => Self::UntilClose,
+        }
+    }
+
+    /// Bytes still expected, when known.
+    pub(crate) fn remaining(&self) -> Option<u64> {
+        match self {
+            Self::Length(n) => Some(*n),
+            Self::Done => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Takes the next piece of the body from `buf`.
+    pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, ProtocolError> {
+        loop {
+            match *self {
+                Self::Done => return Ok(Decoded::End),
+                Self::Length(left) | Self::ChunkData(left) => {
+                    if buf.is_empty() {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let rest = left - n as u64;
+                    *self = match (*self, rest) {
+                        (Self::Length(_), 0) => Self::Done,
+                        (Self::Length(_), r) => Self::Length(r),
+                        (_, 0) => Self::ChunkDataEnd,
+                        (_, r) => Self::ChunkData(r),
+                    };
+                    return Ok(Decoded::Data(buf.split_to(n).freeze()));
+                }
+                Self::UntilClose => {
+                    if buf.is_empty() {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    return Ok(Decoded::Data(buf.split().freeze()));
+                }
+                Self::ChunkSize => {
+                    let Some(eol) = find_crlf(buf) else {
+                        return if buf.len() > MAX_CHUNK_LINE {
+                            Err(ProtocolError::ChunkSize)
+                        } else {
+                            Ok(Decoded::NeedMore)
+                        };
+                    };
+                    let size = chunk_size(&buf[..eol])?;
+                    buf.advance(eol + 2);
+                    *self = if size == 0 {
+                        Self::Trailers
+                    } else {
+                        Self::ChunkData(size)
+                    };
+                }
+                Self::ChunkDataEnd => {
+                    if buf.len() < 2 {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(ProtocolError::ChunkEnd);
+                    }
+                    buf.advance(2);
+                    *self = Self::ChunkSize;
+                }
+                Self::Trailers => {
+                    if buf.len() < 2 {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    if buf.starts_with(b"\r\n") {
+                        buf.advance(2);
+                        *self = Self::Done;
+                        return Ok(Decoded::End);
+                    }
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        return if buf.len() > MAX_HEAD_BYTES {
+                            Err(ProtocolError::Trailers)
+                        } else {
+                            Ok(Decoded::NeedMore)
+                        };
+                    };
+                    let trailers = trailers(&buf[..end + 4])?;
+                    buf.advance(end + 4);
+                    *self = Self::Done;
+                    return Ok(Decoded::Trailers(trailers));
+                }
+            }
+        }
+    }
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// `chunk-size [ chunk-ext ]`: hexadecimal digits, then optional extensions, which are ignored.
+fn chunk_size(line: &[u8]) -> Result<u64, ProtocolError> {
+    let digits = line
+        .iter()
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    if digits == 0 || digits > 16 {
+        return Err(ProtocolError::ChunkSize);
+    }
+    let rest = line[digits..].trim_ascii_start();
+    if !rest.is_empty() && rest[0] != b';' {
+        return Err(ProtocolError::ChunkSize);
+    }
+    let hex = std::str::from_utf8(&line[..digits]).map_err(|_| ProtocolError::ChunkSize)?;
+    u64::from_str_radix(hex, 16).map_err(|_| ProtocolError::ChunkSize)
+}
+
+fn trailers(block: &[u8]) -> Result<HeaderMap, ProtocolError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let Ok(httparse::Status::Complete((_, parsed))) = httparse::parse_headers(block, &mut fields)
+    else {
+        return Err(ProtocolError::Trailers);
+    };
+    let mut map = HeaderMap::with_capacity(parsed.len());
+    for field in parsed {
+        let name =
+            HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| ProtocolError::Trailers)?;
+        let value = HeaderValue::from_bytes(field.value).map_err(|_| ProtocolError::Trailers)?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, head_request: bool) -> Result<Option<Head>, ProtocolError> {
+        head(&mut BytesMut::from(text), head_request)
+    }
+
+    #[test]
+    fn a_head_parses_into_parts_framing_and_keep_alive() {
+        let h = parse(
+            "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX-A: 1\r\nX-A: 2\r\n\r\nhello",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.parts.status, 200);
+        assert_eq!(h.framing, BodyFraming::Length(12));
+        assert!(h.keep_alive);
+        assert_eq!(h.parts.headers.get_all("x-a").iter().count(), 2);
+        assert!(
+            h.parts
+                .extensions
+                .get::<hyper::ext::ReasonPhrase>()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn partial_heads_wait_and_interim_responses_are_skipped() {
+        assert!(
+            parse("HTTP/1.1 200 OK\r\nContent-Le", false)
+                .unwrap()
+                .is_none()
+        );
+        let mut buf = BytesMut::from(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Made\r\nContent-Length: 0\r\n\r\n",
+        );
+        let h = head(&mut buf, false).unwrap().unwrap();
+        assert_eq!(h.parts.status, 201);
+        assert!(buf.is_empty());
+        let phrase = h
+            .parts
+            .extensions
+            .get::<hyper::ext::ReasonPhrase>()
+            .unwrap();
+        assert_eq!(phrase.as_bytes(), b"Made");
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let framing = |t: &str, head_req| parse(t, head_req).unwrap().unwrap().framing;
+        assert_eq!(
+            framing(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                false
+            ),
+            BodyFraming::Chunked
+        );
+        assert_eq!(
+            framing("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true),
+            BodyFraming::Length(0)
+        );
+        assert_eq!(
+            framing(
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 3\r\n\r\n",
+                false
+            ),
+            BodyFraming::Length(0)
+        );
+        let h = parse("HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap();
+        assert_eq!(h.framing, BodyFraming::UntilClose);
+        assert!(!h.keep_alive);
+        let h = parse(
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.keep_alive);
+        let h = parse(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!h.keep_alive);
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        assert_eq!(
+            parse(
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+                false
+            )
+            .unwrap_err(),
+            ProtocolError::ContentLength
+        );
+        assert_eq!(
+            parse(
+                "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            )
+            .unwrap_err(),
+            ProtocolError::TransferEncodingOnHttp10
+        );
+        assert!(matches!(
+            parse("HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n", false),
+            Err(ProtocolError::Head(_))
+        ));
+    }
+
+    #[test]
+    fn chunked_bodies_decode_across_reads_with_trailers() {
+        let mut d = BodyDecoder::new(BodyFraming::Chunked);
+        let mut buf = BytesMut::from("5;ext=1\r\nhel");
+        assert_eq!(
+            d.decode(&mut buf).unwrap(),
+            Decoded::Data(Bytes::from("hel"))
+        );
+        assert_eq!(d.decode(&mut buf).unwrap(), Decoded::NeedMore);
+        buf.extend_from_slice(b"lo\r\n0\r\nx-sum: 9\r\n\r\n");
+        assert_eq!(
+            d.decode(&mut buf).unwrap(),
+            Decoded::Data(Bytes::from("lo"))
+        );
+        let Decoded::Trailers(t) = d.decode(&mut buf).unwrap() else {
+            panic!("trailers expected");
+        };
+        assert_eq!(t["x-sum"], "9");
+        assert_eq!(d.decode(&mut buf).unwrap(), Decoded::End);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn bad_chunks_are_errors() {
+        for bad in ["zz\r\n", "5\r\nhelloXX", "12345678901234567\r\n", "5 x\r\n"] {
+            let mut d = BodyDecoder::new(BodyFraming::Chunked);
+            let mut buf = BytesMut::from(bad);
+            let mut result = d.decode(&mut buf);
+            while let Ok(Decoded::Data(_)) = result {
+                result = d.decode(&mut buf);
+            }
+            assert!(result.is_err(), "{bad:?} gave {result:?}");
+        }
+    }
+
+    #[test]
+    fn length_bodies_stop_at_their_length() {
+        let mut d = BodyDecoder::new(BodyFraming::Length(3));
+        let mut buf = BytesMut::from("abcdef");
+        assert_eq!(
+            d.decode(&mut buf).unwrap(),
+            Decoded::Data(Bytes::from("abc"))
+        );
+        assert_eq!(d.decode(&mut buf).unwrap(), Decoded::End);
+        assert_eq!(&buf[..], b"def");
+    }
+}

@@ -1,0 +1,272 @@
+//! Writing an HTTP/1.1 request head, and choosing how its body is framed (RFC 9112 §6).
+//!
+//! The request has been checked by the proxy already (method, URI and header values are valid
+//! `http` types, so none can carry a CR or LF); hop-by-hop headers are gone, but this module
+//! does not rely on it: `Transfer-Encoding` and `Content-Length` are always reconciled with
+//! the body actually sent, so an upstream can never be told a length the body will not have.
+
+use http::header::{self, HeaderMap};
+use http::{Method, request};
+use http_body::Body;
+use tollgate_plugin_api::ProxyBody;
+
+/// How the request body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body at all.
+    Empty,
+    /// `Content-Length`: exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// Why a request head cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The `Content-Length` header is not one non-negative integer.
+    #[error("invalid content-length header in the request")]
+    ContentLength,
+}
+
+/// Appends the request line and headers of `parts` to `out` and returns how `body` will be
+/// framed, adding `Content-Length` or `Transfer-Encoding: chunked` when the headers do not
+/// already say.
+pub(crate) fn head(
+    parts: &request::Parts,
+    body: &ProxyBody,
+    out: &mut Vec<u8>,
+) -> Result<Framing, EncodeError> {
+    let headers = &parts.headers;
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    match parts.uri.path_and_query() {
+        Some(pq) => out.extend_from_slice(pq.as_str().as_bytes()),
+        None => out.push(b'/'),
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+
+    let has_te = headers.contains_key(header::TRANSFER_ENCODING);
+    let declared = content_length(headers)?;
+    let (framing, keep_te, keep_cl, add): (Framing, bool, bool, &[u8]) = if body.is_end_stream() {
+        // Say `content-length: 0` only where the client did (some servers require it on an
+        // empty POST); a stale non-zero length would make the upstream wait for bytes.
+        let add: &[u8] = if declared.is_some() {
+            b"content-length: 0\r\n"
+        } else {
+            b""
+        };
+        (Framing::Empty, false, false, add)
+    } else if has_te {
+        // Chunked wins over any Content-Length (RFC 9112 §6.3); an encoding list not ending
+        // in `chunked` gets it appended (a second header line extends the list).
+        let add: &[u8] = if transfer_encoding_is_chunked(headers) {
+            b""
+        } else {
+            b"transfer-encoding: chunked\r\n"
+        };
+        (Framing::Chunked, true, false, add)
+    } else if let Some(n) = declared {
+        (Framing::Length(n), false, true, b"")
+    } else if let Some(n) = body.size_hint().exact() {
+        out_len_header(out, n);
+        (Framing::Length(n), false, false, b"")
+    } else {
+        (
+            Framing::Chunked,
+            false,
+            false,
+            b"transfer-encoding: chunked\r\n",
+        )
+    };
+
+    for (name, value) in headers {
+        if (name == header::TRANSFER_ENCODING && !keep_te)
+            || (name == header::CONTENT_LENGTH && !keep_cl)
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(add);
+    out.extend_from_slice(b"\r\n");
+    Ok(framing)
+}
+
+/// Whether a request with this method may be sent again when a reused connection closes
+/// before answering (RFC 9110 §9.2.2: idempotent methods).
+pub(crate) fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+fn out_len_header(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The value of the `Content-Length` headers: `None` when absent, an error unless every value
+/// (and every comma-separated element) is the same non-negative integer.
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, EncodeError> {
+    let mut found: Option<u64> = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|b| *b == b',') {
+            let n = parse_decimal(trim(part)).ok_or(EncodeError::ContentLength)?;
+            if found.is_some_and(|f| f != n) {
+                return Err(EncodeError::ContentLength);
+            }
+            found = Some(n);
+        }
+    }
+    Ok(found)
+}
+
+/// Whether the last transfer coding listed is `chunked`.
+pub(crate) fn transfer_encoding_is_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+        .and_then(|v| v.as_bytes().rsplit(|b| *b == b',').next())
+        .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"))
+}
+
+/// Digits only, at most 19 of them (fits `u64`).
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
+    )
+}
+
+pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
+    bytes.trim_ascii()
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Request;
+
+    use super::*;
+
+    fn encode(req: Request<ProxyBody>) -> (String, Framing) {
+        let (parts, body) = req.into_parts();
+        let mut out = Vec::new();
+        let framing = head(&parts, &body, &mut out).unwrap();
+        (String::from_utf8(out).unwrap(), framing)
+    }
+
+    #[test]
+    fn a_bodiless_get_is_a_request_line_and_headers() {
+        let req = Request::get("/a/b?c=1")
+            .header("host", "up")
+            .header("x-k", "v")
+            .body(ProxyBody::Empty)
+            .unwrap();
+        assert_eq!(
+            encode(req),
+            (
+                "GET /a/b?c=1 HTTP/1.1\r\nhost: up\r\nx-k: v\r\n\r\n".into(),
+                Framing::Empty
+            )
+        );
+    }
+
+    #[test]
+    fn a_known_length_body_gets_a_content_length() {
+        let req = Request::post("/").body(ProxyBody::full("hello")).unwrap();
+        assert_eq!(
+            encode(req),
+            (
+                "POST / HTTP/1.1\r\ncontent-length: 5\r\n\r\n".into(),
+                Framing::Length(5)
+            )
+        );
+    }
+
+    #[test]
+    fn a_declared_length_is_kept_and_a_stale_one_on_an_empty_body_becomes_zero() {
+        let req = Request::put("/")
+            .header("content-length", "5")
+            .body(ProxyBody::full("hello"))
+            .unwrap();
+        assert_eq!(encode(req).1, Framing::Length(5));
+        let req = Request::post("/")
+            .header("content-length", "5")
+            .body(ProxyBody::Empty)
+            .unwrap();
+        assert_eq!(
+            encode(req),
+            (
+                "POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n".into(),
+                Framing::Empty
+            )
+        );
+    }
+
+    #[test]
+    fn an_unknown_length_body_is_chunked_and_transfer_encoding_wins_over_length() {
+        let body = ProxyBody::boxed(Unsized(Some(bytes::Bytes::from_static(b"x"))));
+        let req = Request::post("/").body(body).unwrap();
+        let (text, framing) = encode(req);
+        assert_eq!(framing, Framing::Chunked);
+        assert!(
+            text.ends_with("transfer-encoding: chunked\r\n\r\n"),
+            "{text}"
+        );
+
+        let req = Request::post("/")
+            .header("transfer-encoding", "chunked")
+            .header("content-length", "5")
+            .body(ProxyBody::full("hello"))
+            .unwrap();
+        let (text, framing) = encode(req);
+        assert_eq!(framing, Framing::Chunked);
+        assert!(!text.contains("content-length"), "{text}");
+        assert_eq!(text.matches("transfer-encoding").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn conflicting_content_lengths_are_refused() {
+        let req = Request::post("/")
+            .header("content-length", "5")
+            .header("content-length", "6")
+            .body(ProxyBody::full("hello"))
+            .unwrap();
+        let (parts, body) = req.into_parts();
+        assert_eq!(
+            head(&parts, &body, &mut Vec::new()),
+            Err(EncodeError::ContentLength)
+        );
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, "7, 7".parse().unwrap());
+        assert_eq!(content_length(&h), Ok(Some(7)));
+        h.insert(header::CONTENT_LENGTH, "-1".parse().unwrap());
+        assert_eq!(content_length(&h), Err(EncodeError::ContentLength));
+    }
+
+    /// A one-chunk body that does not say how long it is.
+    pub(crate) struct Unsized(pub(crate) Option<bytes::Bytes>);
+
+    impl Body for Unsized {
+        type Data = bytes::Bytes;
+        type Error = tollgate_plugin_api::BodyError;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.take().map(|b| Ok(http_body::Frame::data(b))))
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Tollgate's own HTTP/1.1 client for upstream requests.
+//!
+//! hyper's client runs each connection as a task that the request talks to through channels
+//! (a request queue, a response oneshot, a body channel), and keeps two 8 KiB buffers per
+//! connection for as long as the connection lives, idle or not. For a proxy that sends one
+//! request at a time per connection, that is most of the cost of the upstream side. Here the
+//! request's own future writes the request and reads the response on the connection it checked
+//! out; a small response arrives whole with its head and is handed over as one buffer, and the
+//! connection goes back to the idle pool at once. An idle connection is only its socket.
+//!
+//! Protocol upgrades (WebSocket) still go through hyper, whose upgrade handle the proxy's
+//! tunnelling uses; they do not reuse connections anyway.
+
+mod body;
+mod decode;
+mod encode;
+mod exchange;
+mod out;
+#[cfg(test)]
+mod tests;
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use tollgate_plugin_api::ProxyBody;
+
+pub use decode::ProtocolError;
+pub use encode::EncodeError;
+pub use exchange::ExchangeError;
+
+use self::decode::{BodyDecoder, BodyFraming};
+use self::encode::Framing;
+use self::exchange::{Exchange, Sending};
+use crate::io::Io;
+use crate::pool::WorkerSlot;
+
+/// Where a connection goes when its exchange ends cleanly.
+#[derive(Debug)]
+pub(crate) struct Checkin {
+    pub(crate) slot: Arc<WorkerSlot>,
+    pub(crate) max_idle: usize,
+    /// When the exchange started (the idle clock starts no later than this; reading the clock
+    /// again per request is not worth a more exact figure).
+    pub(crate) since: Instant,
+}
+
+impl Checkin {
+    /// Returns `io` to the idle pool, unless the pool is full.
+    pub(crate) fn put(self, io: Io) {
+        if let Ok(mut idle) = self.slot.lock()
+            && idle.http1.len() < self.max_idle
+        {
+            idle.http1.push_back((io, self.since));
+        }
+    }
+}
+
+/// A request encoded and ready to send.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    head: Bytes,
+    body: ProxyBody,
+    framing: Framing,
+    method: Method,
+}
+
+impl Prepared {
+    /// Encodes the head of `req`.
+    pub(crate) fn new(req: Request<ProxyBody>) -> Result<Self, EncodeError> {
+        let (parts, body) = req.into_parts();
+        let mut head = Vec::with_capacity(64 + parts.headers.len() * 48);
+        let framing = encode::head(&parts, &body, &mut head)?;
+        Ok(Self {
+            head: Bytes::from(head),
+            body,
+            framing,
+            method: parts.method,
+        })
+    }
+
+    /// Whether the request could be sent again if a connection closed before answering:
+    /// idempotent and without a body (RFC 9110 §9.2.2).
+    pub(crate) fn replayable(&self) -> bool {
+        self.framing == Framing::Empty && encode::is_idempotent(&self.method)
+    }
+
+    fn copy(&self) -> Self {
+        Self {
+            head: self.head.clone(),
+            body: ProxyBody::Empty,
+            framing: Framing::Empty,
+            method: self.method.clone(),
+        }
+    }
+}
+
+/// A failed exchange, with the request when it can be sent again on another connection.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    pub(crate) error: ExchangeError,
+    pub(crate) retry: Option<Prepared>,
+}
+
+/// Sends `req` on `io` and waits for the response head. With `may_retry` (a reused
+/// connection and a replayable request), a connection that closes or fails before any byte of
+/// the response gives the request back in [`Failed::retry`].
+pub(crate) async fn send(
+    io: Io,
+    req: Prepared,
+    checkin: Checkin,
+    may_retry: bool,
+) -> Result<Response<ProxyBody>, Failed> {
+    let retry = may_retry.then(|| req.copy());
+    let head_request = req.method == Method::HEAD;
+    let mut exchange = Exchange::new(io, req.head, req.body, req.framing, head_request);
+    let head = match poll_fn(|cx| exchange.poll_head(cx)).await {
+        Ok(head) => head,
+        Err(error) => {
+            let retry = match error {
+                ExchangeError::Io(_) | ExchangeError::Closed if !exchange.read_any => retry,
+                _ => None,
+            };
+            return Err(Failed { error, retry });
+        }
+    };
+    Ok(respond(exchange, head, checkin))
+}
+
+/// The response for `head`. A body that is already read whole (the common small response) is
+/// handed over as one buffer and the connection is pooled at once; any other body streams.
+fn respond(mut exchange: Exchange, head: decode::Head, checkin: Checkin) -> Response<ProxyBody> {
+    let decode::Head {
+        parts,
+        framing,
+        keep_alive,
+    } = head;
+    let body = match framing {
+        BodyFraming::Length(n)
+            if exchange.sending == Sending::Done && exchange.rbuf.len() as u64 >= n =>
+        {
+            // `n` is at most the buffered length, so it fits in usize.
+            let data = exchange.rbuf.split_to(n as usize).freeze();
+            if keep_alive && exchange.is_clean() {
+                checkin.put(exchange.io);
+            }
+            ProxyBody::full(data)
+        }
+        _ => ProxyBody::boxed(body::ResponseBody::new(
+            exchange,
+            BodyDecoder::new(framing),
+            keep_alive,
+            checkin,
+        )),
+    };
+    Response::from_parts(parts, body)
+}

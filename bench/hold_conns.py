@@ -95,7 +95,13 @@ async def main():
     ap.add_argument("--pid", type=int, required=True, help="root pid of the server under test")
     ap.add_argument("--conns", type=int, default=1000)
     ap.add_argument("--parallel", type=int, default=100, help="connections opened at once")
-    ap.add_argument("--settle", type=float, default=1.0, help="seconds to wait before reading RSS")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        help="seconds to wait before reading RSS: steady state (Tollgate parks idle "
+        "connections after 50 ms and returns freed heap to the system once a second)",
+    )
     ap.add_argument("--timeout", type=float, default=10.0)
     args = ap.parse_args()
 

@@ -1,10 +1,12 @@
 //! Upstream pools: where a request goes once it is routed.
 //!
-//! A [`UpstreamPool`] holds a service's targets, its balancer and one HTTP client (with its own
-//! connection pool) per worker, so a worker's upstream connections live on that worker's runtime
-//! and are never shared across threads. The request path only calls [`UpstreamPool::select`];
-//! balancing is behind the [`Balancer`] trait so further algorithms, health checks and discovery
-//! plug in without touching the proxy.
+//! A [`UpstreamPool`] holds a service's targets, its balancer and, per worker, the idle
+//! connections to each target, so a worker's upstream connections live on that worker's runtime
+//! and are never shared across threads. HTTP/1.1 requests go through Tollgate's own client
+//! (`h1`), driven by the request's future; HTTP/2 and protocol upgrades through hyper's. The
+//! request path only calls [`UpstreamPool::select`] and [`UpstreamPool::send`]; balancing is
+//! behind the [`Balancer`] trait so further algorithms, health checks and discovery plug in
+//! without touching the proxy.
 
 mod balance;
 mod client;

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod compile_thread;
 mod debugger;
+mod heap;
 mod load;
 mod logging;
 mod openapi_cmd;

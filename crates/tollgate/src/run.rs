@@ -159,6 +159,8 @@ struct Serving {
     admin: Option<(tokio::net::TcpListener, tollgate_admin::AdminState)>,
     status: Option<(tokio::net::TcpListener, tollgate_admin::AdminState)>,
     ready: Arc<AtomicBool>,
+    /// Free-heap growth that triggers a release to the system (`None`: never).
+    heap_release: Option<usize>,
 }
 
 /// Compiles the first snapshot, binds the listeners and starts the data plane.
@@ -169,6 +171,8 @@ fn serve(
     signals: crate::reload::Signals,
 ) -> Result<Serving, (String, u8)> {
     let role = args.role;
+    let heap_release =
+        crate::heap::threshold_from_env().map_err(|e| (format!("tollgate: {e}"), 2))?;
     let config = mode.config();
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
@@ -294,6 +298,7 @@ fn serve(
         admin,
         status,
         ready,
+        heap_release,
     })
 }
 
@@ -322,12 +327,16 @@ impl Serving {
             admin,
             status,
             ready,
+            heap_release,
         } = self;
         let watch = !args.no_watch;
         let store_poll = args.store_poll;
         let handle = plane.as_ref().map(|(h, _, _)| h.clone());
         let access_log = plane.as_ref().map(|(_, _, a)| a.clone());
         control.block_on(async move {
+            if let Some(threshold) = heap_release {
+                crate::heap::spawn(threshold);
+            }
             let (stop_listeners, listeners_stopped) = tokio::sync::watch::channel(false);
             let mut servers = Vec::new();
             for (listener, state) in admin.into_iter().chain(status) {

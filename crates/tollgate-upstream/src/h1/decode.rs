@@ -9,7 +9,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version, response};
 
-use super::encode::{content_length, transfer_encoding_is_chunked};
+use super::encode::{Lengths, ends_with_chunked};
 
 /// Most header fields a response (or its trailers) may have.
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -132,15 +132,54 @@ pub(crate) fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head
             .map(|r| Bytes::copy_from_slice(r.as_bytes()));
         let raw = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(count);
+        // The framing headers are noted while the map is built (no lookups afterwards).
+        let mut framing = Framing::default();
         for &(n0, n1, v0, v1) in &spans[..count] {
             let name = HeaderName::from_bytes(&raw[n0 as usize..n1 as usize])
                 .map_err(|_| ProtocolError::HeaderName)?;
             // httparse accepted the value: visible ASCII, obs-text, spaces and tabs only.
             let value = HeaderValue::from_maybe_shared(raw.slice(v0 as usize..v1 as usize))
                 .map_err(|_| ProtocolError::Head(httparse::Error::HeaderValue))?;
+            framing.note(&name, &value)?;
             headers.append(name, value);
         }
-        return finish(status, version, headers, reason, head_request).map(Some);
+        return Ok(Some(finish(
+            status,
+            version,
+            headers,
+            &framing,
+            reason,
+            head_request,
+        )?));
+    }
+}
+
+/// What the framing headers of a response said.
+#[derive(Debug, Default)]
+struct Framing {
+    lengths: Lengths,
+    /// Whether the last `Transfer-Encoding` seen ends in `chunked`, if there was one.
+    chunked: Option<bool>,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Framing {
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), ProtocolError> {
+        if name == header::CONTENT_LENGTH {
+            self.lengths
+                .add(value)
+                .map_err(|_| ProtocolError::ContentLength)?;
+        } else if name == header::TRANSFER_ENCODING {
+            self.chunked = Some(ends_with_chunked(value));
+        } else if name == header::CONNECTION {
+            for token in value.as_bytes().split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -148,40 +187,30 @@ fn finish(
     status: StatusCode,
     version: Version,
     headers: HeaderMap,
+    seen: &Framing,
     reason: Option<Bytes>,
     head_request: bool,
 ) -> Result<Head, ProtocolError> {
-    let mut keep_alive = version == Version::HTTP_11;
-    for value in headers.get_all(header::CONNECTION) {
-        for token in value.as_bytes().split(|b| *b == b',') {
-            let token = token.trim_ascii();
-            if token.eq_ignore_ascii_case(b"close") {
-                keep_alive = false;
-            } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                keep_alive = true;
-            }
-        }
-    }
+    let mut keep_alive = !seen.close && (version == Version::HTTP_11 || seen.keep_alive);
     let framing = if head_request
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || status == StatusCode::SWITCHING_PROTOCOLS
     {
         BodyFraming::Length(0)
-    } else if headers.contains_key(header::TRANSFER_ENCODING) {
+    } else if let Some(chunked) = seen.chunked {
         if version == Version::HTTP_10 {
             return Err(ProtocolError::TransferEncodingOnHttp10);
         }
-        if transfer_encoding_is_chunked(&headers) {
+        if chunked {
             BodyFraming::Chunked
         } else {
             BodyFraming::UntilClose
         }
     } else {
-        match content_length(&headers) {
-            Ok(Some(n)) => BodyFraming::Length(n),
-            Ok(None) => BodyFraming::UntilClose,
-            Err(_) => return Err(ProtocolError::ContentLength),
+        match seen.lengths.value {
+            Some(n) => BodyFraming::Length(n),
+            None => BodyFraming::UntilClose,
         }
     };
     if framing == BodyFraming::UntilClose || status == StatusCode::SWITCHING_PROTOCOLS {

@@ -5,7 +5,9 @@
 //! does not rely on it: `Transfer-Encoding` and `Content-Length` are always reconciled with
 //! the body actually sent, so an upstream can never be told a length the body will not have.
 
-use http::header::{self, HeaderMap};
+#[cfg(test)]
+use http::header::HeaderMap;
+use http::header::{self, HeaderValue};
 use http::{Method, request};
 use http_body::Body;
 use tollgate_plugin_api::ProxyBody;
@@ -31,13 +33,12 @@ pub enum EncodeError {
 
 /// Appends the request line and headers of `parts` to `out` and returns how `body` will be
 /// framed, adding `Content-Length` or `Transfer-Encoding: chunked` when the headers do not
-/// already say.
+/// already say. One pass over the headers: the framing headers are written last.
 pub(crate) fn head(
     parts: &request::Parts,
     body: &ProxyBody,
     out: &mut Vec<u8>,
 ) -> Result<Framing, EncodeError> {
-    let headers = &parts.headers;
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     match parts.uri.path_and_query() {
@@ -46,54 +47,79 @@ pub(crate) fn head(
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
-    let has_te = headers.contains_key(header::TRANSFER_ENCODING);
-    let declared = content_length(headers)?;
-    let (framing, keep_te, keep_cl, add): (Framing, bool, bool, &[u8]) = if body.is_end_stream() {
+    let mut lengths = Lengths::default();
+    let mut te: Option<&HeaderValue> = None;
+    let mut te_count = 0usize;
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH {
+            lengths.add(value)?;
+        } else if name == header::TRANSFER_ENCODING {
+            te = Some(value);
+            te_count += 1;
+        } else {
+            write_field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    let framing = if body.is_end_stream() {
         // Say `content-length: 0` only where the client did (some servers require it on an
         // empty POST); a stale non-zero length would make the upstream wait for bytes.
-        let add: &[u8] = if declared.is_some() {
-            b"content-length: 0\r\n"
-        } else {
-            b""
-        };
-        (Framing::Empty, false, false, add)
-    } else if has_te {
+        if lengths.value.is_some() {
+            out.extend_from_slice(b"content-length: 0\r\n");
+        }
+        Framing::Empty
+    } else if let Some(last) = te {
         // Chunked wins over any Content-Length (RFC 9112 §6.3); an encoding list not ending
         // in `chunked` gets it appended (a second header line extends the list).
-        let add: &[u8] = if transfer_encoding_is_chunked(headers) {
-            b""
-        } else {
-            b"transfer-encoding: chunked\r\n"
-        };
-        (Framing::Chunked, true, false, add)
-    } else if let Some(n) = declared {
-        (Framing::Length(n), false, true, b"")
-    } else if let Some(n) = body.size_hint().exact() {
-        out_len_header(out, n);
-        (Framing::Length(n), false, false, b"")
-    } else {
-        (
-            Framing::Chunked,
-            false,
-            false,
-            b"transfer-encoding: chunked\r\n",
-        )
-    };
-
-    for (name, value) in headers {
-        if (name == header::TRANSFER_ENCODING && !keep_te)
-            || (name == header::CONTENT_LENGTH && !keep_cl)
+        for value in parts
+            .headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .take(te_count)
         {
-            continue;
+            write_field(out, b"transfer-encoding", value.as_bytes());
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        if !ends_with_chunked(last) {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        Framing::Chunked
+    } else if let Some(n) = lengths.value.or_else(|| body.size_hint().exact()) {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(add);
+        Framing::Length(n)
+    } else {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        Framing::Chunked
+    };
     out.extend_from_slice(b"\r\n");
     Ok(framing)
+}
+
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `Content-Length` values seen so far: all must agree.
+#[derive(Debug, Default)]
+pub(crate) struct Lengths {
+    pub(crate) value: Option<u64>,
+}
+
+impl Lengths {
+    /// Adds one header value (itself possibly a comma-separated list).
+    pub(crate) fn add(&mut self, value: &HeaderValue) -> Result<(), EncodeError> {
+        for part in value.as_bytes().split(|b| *b == b',') {
+            let n = parse_decimal(part.trim_ascii()).ok_or(EncodeError::ContentLength)?;
+            if self.value.is_some_and(|v| v != n) {
+                return Err(EncodeError::ContentLength);
+            }
+            self.value = Some(n);
+        }
+        Ok(())
+    }
 }
 
 /// Whether a request with this method may be sent again when a reused connection closes
@@ -105,36 +131,24 @@ pub(crate) fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-fn out_len_header(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(b"content-length: ");
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
 /// The value of the `Content-Length` headers: `None` when absent, an error unless every value
 /// (and every comma-separated element) is the same non-negative integer.
+#[cfg(test)]
 pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, EncodeError> {
-    let mut found: Option<u64> = None;
+    let mut lengths = Lengths::default();
     for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|b| *b == b',') {
-            let n = parse_decimal(trim(part)).ok_or(EncodeError::ContentLength)?;
-            if found.is_some_and(|f| f != n) {
-                return Err(EncodeError::ContentLength);
-            }
-            found = Some(n);
-        }
+        lengths.add(value)?;
     }
-    Ok(found)
+    Ok(lengths.value)
 }
 
-/// Whether the last transfer coding listed is `chunked`.
-pub(crate) fn transfer_encoding_is_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|v| v.as_bytes().rsplit(|b| *b == b',').next())
-        .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"))
+/// Whether the last transfer coding listed in `value` is `chunked`.
+pub(crate) fn ends_with_chunked(value: &HeaderValue) -> bool {
+    value
+        .as_bytes()
+        .rsplit(|b| *b == b',')
+        .next()
+        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// Digits only, at most 19 of them (fits `u64`).
@@ -147,10 +161,6 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
             .iter()
             .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
     )
-}
-
-pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use tollgate_plugin_api::BodyError;
 
 use super::Checkin;
-use super::decode::{BodyDecoder, Decoded};
+use super::body_decoder::{BodyDecoder, Decoded};
 use super::exchange::Exchange;
 
 /// A streamed response body. Dropped before its end, it closes the connection.

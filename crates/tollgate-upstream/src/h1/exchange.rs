@@ -12,6 +12,7 @@ use http_body::Body;
 use tokio::io::AsyncWrite;
 use tollgate_plugin_api::{BodyError, ProxyBody};
 
+use super::body_decoder::{BodyDecoder, Decoded};
 use super::decode::{self, Head, ProtocolError};
 use super::encode::Framing;
 use super::out::Out;
@@ -270,20 +271,20 @@ impl Exchange {
     pub(crate) fn poll_body(
         &mut self,
         cx: &mut Context<'_>,
-        decoder: &mut decode::BodyDecoder,
-    ) -> Poll<Result<decode::Decoded, ExchangeError>> {
+        decoder: &mut BodyDecoder,
+    ) -> Poll<Result<Decoded, ExchangeError>> {
         // Keep sending the request body while the response streams; its failure no longer
         // matters to the client, only to whether the connection can be reused.
         let _ = self.poll_send_side(cx);
         loop {
             match decoder.decode(&mut self.rbuf)? {
-                decode::Decoded::NeedMore => {}
+                Decoded::NeedMore => {}
                 other => return Poll::Ready(Ok(other)),
             }
             match ready!(self.poll_fill(cx, BODY_READ)) {
-                Ok(0) if *decoder == decode::BodyDecoder::UntilClose => {
-                    *decoder = decode::BodyDecoder::Done;
-                    return Poll::Ready(Ok(decode::Decoded::End));
+                Ok(0) if *decoder == BodyDecoder::UntilClose => {
+                    *decoder = BodyDecoder::Done;
+                    return Poll::Ready(Ok(Decoded::End));
                 }
                 Ok(0) => return Poll::Ready(Err(ExchangeError::Closed)),
                 Ok(_) => {}

@@ -12,6 +12,7 @@
 //! tunnelling uses; they do not reuse connections anyway.
 
 mod body;
+mod body_decoder;
 mod decode;
 mod encode;
 mod exchange;
@@ -31,7 +32,8 @@ pub use decode::ProtocolError;
 pub use encode::EncodeError;
 pub use exchange::ExchangeError;
 
-use self::decode::{BodyDecoder, BodyFraming};
+use self::body_decoder::BodyDecoder;
+use self::decode::BodyFraming;
 use self::encode::Framing;
 use self::exchange::{Exchange, Sending};
 use crate::io::Io;

@@ -42,8 +42,10 @@ impl ResponseBody {
         if let Some(exchange) = self.exchange.take()
             && self.keep_alive
             && exchange.is_clean()
-            && let Some(checkin) = self.checkin.take()
+            && let Some(mut checkin) = self.checkin.take()
         {
+            // A streamed body may have taken long: the connection is idle from now.
+            checkin.since = std::time::Instant::now();
             checkin.put(exchange.io);
         }
     }

@@ -44,8 +44,10 @@ use crate::pool::WorkerSlot;
 pub(crate) struct Checkin {
     pub(crate) slot: Arc<WorkerSlot>,
     pub(crate) max_idle: usize,
-    /// When the exchange started (the idle clock starts no later than this; reading the clock
-    /// again per request is not worth a more exact figure).
+    /// When the connection became idle: the end of the body for a streamed response; for one
+    /// read whole with its head, the exchange's start (earlier by the upstream's response time,
+    /// so such a connection is at worst checked or expired early, never late; not worth a
+    /// clock read per request).
     pub(crate) since: Instant,
 }
 

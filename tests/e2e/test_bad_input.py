@@ -1,9 +1,9 @@
 """Malformed and hostile input on raw sockets, limits, and upstream failures.
 
-Errors found by hyper's HTTP/1 parser itself (malformed request line, header limits, framing
-conflicts) are answered by hyper with the status and an empty body: for those we assert the
-status and that the connection is closed. Errors the gateway answers carry the JSON body
-``{"error": {"code", "message", "request_id"}}``."""
+Every error answer carries the JSON body ``{"error": {"code", "message", "request_id"}}``,
+including those for requests hyper's HTTP/1 parser refuses itself (malformed request line,
+header limits, framing conflicts), which the gateway rewrites on their way out; those also
+close the connection."""
 
 from __future__ import annotations
 
@@ -71,6 +71,9 @@ def test_malformed_request_head_is_400_and_connection_closed(gw, origin, data):
     r = raw_request(gw.proxy_port, data)
     assert r.status == 400
     assert r.closed
+    err = assert_json_error(r.body, "bad_request")
+    assert r.header("x-request-id") == err["request_id"]
+    assert r.header("content-type") == "application/json"
     assert origin.requests == []
 
 
@@ -78,6 +81,7 @@ def test_differing_content_lengths_are_400_and_not_forwarded(gw, origin):
     data = b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"
     r = raw_request(gw.proxy_port, data)
     assert r.status == 400 and r.closed
+    assert_json_error(r.body, "bad_request")
     assert origin.requests == []
     assert_still_serving(gw, origin)
 
@@ -87,6 +91,7 @@ def test_invalid_content_length_is_400(gw, origin, value):
     data = f"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {value}\r\n\r\nhello".encode()
     r = raw_request(gw.proxy_port, data)
     assert r.status == 400 and r.closed
+    assert_json_error(r.body, "bad_request")
     assert origin.requests == []
 
 
@@ -120,6 +125,7 @@ def test_transfer_encoding_not_ending_in_chunked_is_400(gw, origin, te):
     data = f"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n5\r\nhello\r\n0\r\n\r\n".encode()
     r = raw_request(gw.proxy_port, data)
     assert r.status == 400 and r.closed
+    assert_json_error(r.body, "bad_request")
     time.sleep(0.2)
     assert_no_complete_request(origin)
 
@@ -157,6 +163,7 @@ def test_oversized_headers_are_431_and_connection_closed(gw, origin):
     data = build_request("GET", "/echo/x", [("X-Big", "a" * 40_000)])
     r = raw_request(gw.proxy_port, data)
     assert r.status == 431 and r.closed
+    assert_json_error(r.body, "headers_too_large")
     assert origin.requests == []
     assert_still_serving(gw, origin)
 
@@ -165,6 +172,7 @@ def test_too_many_headers_are_431_and_connection_closed(gw, origin):
     data = build_request("GET", "/echo/x", [(f"X-H{i}", "v") for i in range(150)])
     r = raw_request(gw.proxy_port, data)
     assert r.status == 431 and r.closed
+    assert_json_error(r.body, "headers_too_large")
     assert origin.requests == []
 
 
@@ -173,8 +181,7 @@ def test_configured_header_limits_answer_431_json(gateway_factory, origin):
     # Above max_header_bytes but below hyper's own minimum buffer: the gateway's check answers.
     r = raw_request(gw.proxy_port, build_request("GET", "/echo/x", [("X-Big", "a" * 6000)]))
     assert r.status == 431 and r.closed
-    if r.body:
-        assert_json_error(r.body, "headers_too_large")
+    assert_json_error(r.body, "headers_too_large")
     r = raw_request(gw.proxy_port, build_request("GET", "/echo/x", [(f"X-H{i}", "v") for i in range(25)]))
     assert r.status == 431 and r.closed
     assert origin.requests == []

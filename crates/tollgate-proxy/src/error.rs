@@ -10,6 +10,24 @@ use tollgate_plugin_api::{GatewayError, ProxyBody};
 
 /// Builds the JSON error response for `error`.
 pub fn error_response(error: &GatewayError, request_id: &HeaderValue) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(error_body(error, request_id)));
+    *response.status_mut() = error.status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if error.status == StatusCode::BAD_REQUEST
+        || error.status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// The JSON body of the error response for `error`.
+pub(crate) fn error_body(error: &GatewayError, request_id: &HeaderValue) -> bytes::Bytes {
     #[derive(serde::Serialize)]
     struct Body<'a> {
         error: Inner<'a>,
@@ -31,20 +49,7 @@ pub fn error_response(error: &GatewayError, request_id: &HeaderValue) -> Respons
     // Serializing plain strings into memory cannot fail.
     let _ = serde_json::to_writer(&mut buf, &body);
     buf.get_mut().put_u8(b'\n');
-    let mut response = Response::new(ProxyBody::full(buf.into_inner().freeze()));
-    *response.status_mut() = error.status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if error.status == StatusCode::BAD_REQUEST
-        || error.status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-    {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
+    buf.into_inner().freeze()
 }
 
 /// Errors the proxy raises itself.

@@ -8,6 +8,7 @@
 
 mod driver;
 mod head_timer;
+mod parser_errors;
 mod plain;
 
 use std::future::Future;

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::driver;
+use super::parser_errors::ParserErrors;
 use super::{ConnInfo, PARK_AFTER};
 use crate::rewind::Rewind;
 
@@ -213,10 +214,15 @@ async fn serve_round<IO: Parkable>(
     let round_start = activity.mark();
     // Boxed so a parked connection's task does not keep room for the server state.
     // The settings of the current snapshot (a reload applies from the next round on).
-    let mut conn = Box::pin(
-        super::http1_builder(&service.shared.snapshots.load())
-            .serve_connection(TokioIo::new(Rewind::new(prefix, stream)), service),
-    );
+    let mut conn = Box::pin({
+        let snapshot = service.shared.snapshots.load();
+        // Parser errors answered with the gateway's JSON body (see `parser_errors`).
+        let io = ParserErrors::new(
+            Rewind::new(prefix, stream),
+            snapshot.server.request_id_header.clone(),
+        );
+        super::http1_builder(&snapshot).serve_connection(TokioIo::new(io), service)
+    });
     let mut closing = *shutdown.borrow();
     if closing {
         conn.as_mut().graceful_shutdown();
@@ -267,7 +273,7 @@ async fn serve_round<IO: Parkable>(
         return Round::Done;
     }
     let parts = std::pin::Pin::into_inner(conn).into_parts();
-    let (stream_side, unread_prefix) = parts.io.into_inner().into_parts();
+    let (stream_side, unread_prefix) = parts.io.into_inner().into_inner().into_parts();
     if let Some(upstream) = info.take_upgrade() {
         let mut read = BytesMut::from(&unread_prefix[..]);
         read.extend_from_slice(&parts.read_buf);

@@ -124,7 +124,15 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
 
     let started = Instant::now();
     let sent = pool.send(conn.worker, target_index, upstream_req, started);
-    let result = tokio::time::timeout(service.response_timeout, sent).await;
+    // HTTP/1.x requests are served by a connection driver that polls them every 50 ms: their
+    // deadline needs no timer (see `deadline`).
+    let result = if parts.version == Version::HTTP_2 {
+        tokio::time::timeout(service.response_timeout, sent)
+            .await
+            .map_err(|_| crate::deadline::Elapsed)
+    } else {
+        crate::deadline::PolledTimeout::new(sent, started + service.response_timeout).await
+    };
     let elapsed = started.elapsed();
     log.upstream_ms = Some(elapsed.as_secs_f64() * 1000.0);
     crate::metrics::cache::record_upstream(

@@ -10,6 +10,7 @@
 
 mod access_log;
 mod conn;
+mod deadline;
 pub mod debug;
 mod echo;
 pub mod error;

@@ -95,16 +95,17 @@ def test_invalid_content_length_is_400(gw, origin, value):
     assert origin.requests == []
 
 
-@pytest.mark.xfail(strict=True, reason="LIMITATION: hyper's HTTP/1 parser drops Content-Length when "
-                   "Transfer-Encoding is present and frames by Transfer-Encoding alone, closing the connection "
-                   "afterwards (RFC 9112 6.1 allows this; no smuggling: see the next test); the gateway never "
-                   "sees both headers, so it cannot answer 400 without a parser hook hyper does not offer")
-def test_content_length_with_transfer_encoding_is_400_and_not_forwarded(gw, origin):
-    data = (b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"5\r\nhello\r\n0\r\n\r\n")
+@pytest.mark.parametrize("framing", [
+    pytest.param(b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", id="length-first"),
+    pytest.param(b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", id="coding-first"),
+])
+def test_content_length_with_transfer_encoding_is_400_and_not_forwarded(gw, origin, framing):
+    data = b"POST /upload HTTP/1.1\r\nHost: a\r\n" + framing + b"\r\n5\r\nhello\r\n0\r\n\r\n"
     r = raw_request(gw.proxy_port, data)
     assert r.status == 400
     assert r.closed
+    err = assert_json_error(r.body, "bad_request")
+    assert "content-length and transfer-encoding" in err["message"]
     time.sleep(0.2)
     assert origin.requests == []
 

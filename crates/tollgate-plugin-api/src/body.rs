@@ -10,6 +10,66 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 
+use crate::streamed::StreamedBody;
+
+/// A body streamed from a peer: a client's request body (hyper's for HTTP/2, the gateway's own
+/// HTTP/1.1 server's otherwise) or an upstream's response body read by hyper.
+#[derive(Debug)]
+pub enum PeerBody {
+    /// No body (a request without one).
+    Empty,
+    /// Read by hyper.
+    Hyper(hyper::body::Incoming),
+    /// Read by the gateway's HTTP/1.1 server.
+    Streamed(StreamedBody),
+}
+
+impl From<hyper::body::Incoming> for PeerBody {
+    fn from(body: hyper::body::Incoming) -> Self {
+        Self::Hyper(body)
+    }
+}
+
+impl From<StreamedBody> for PeerBody {
+    fn from(body: StreamedBody) -> Self {
+        Self::Streamed(body)
+    }
+}
+
+impl Body for PeerBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Self::Empty => Poll::Ready(None),
+            Self::Hyper(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(BodyError::Hyper))),
+            Self::Streamed(body) => body.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Hyper(body) => body.is_end_stream(),
+            Self::Streamed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Empty => SizeHint::with_exact(0),
+            Self::Hyper(body) => body.size_hint(),
+            Self::Streamed(body) => body.size_hint(),
+        }
+    }
+}
+
 /// A body error.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -22,6 +82,9 @@ pub enum BodyError {
     /// The connection failed while streaming.
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
+    /// The client's body is malformed (bad chunk coding) or was cut short.
+    #[error("{0}")]
+    Client(Box<dyn std::error::Error + Send + Sync>),
     /// Any other body failure.
     #[error("{0}")]
     Other(Box<dyn std::error::Error + Send + Sync>),
@@ -38,7 +101,7 @@ pub enum ProxyBody {
     /// Streamed from a peer, optionally bounded.
     Incoming {
         /// The peer's body.
-        body: hyper::body::Incoming,
+        body: PeerBody,
         /// Most bytes allowed (`u64::MAX`: unbounded).
         limit: u64,
         /// Bytes seen so far.
@@ -62,9 +125,9 @@ impl ProxyBody {
     }
 
     /// A streamed peer body with no limit.
-    pub fn incoming(body: hyper::body::Incoming) -> Self {
+    pub fn incoming(body: impl Into<PeerBody>) -> Self {
         Self::Incoming {
-            body,
+            body: body.into(),
             limit: u64::MAX,
             seen: 0,
             counter: None,
@@ -72,9 +135,9 @@ impl ProxyBody {
     }
 
     /// A streamed peer body that fails with [`BodyError::TooLarge`] past `limit` bytes.
-    pub fn limited(body: hyper::body::Incoming, limit: u64) -> Self {
+    pub fn limited(body: impl Into<PeerBody>, limit: u64) -> Self {
         Self::Incoming {
-            body,
+            body: body.into(),
             limit,
             seen: 0,
             counter: None,
@@ -83,12 +146,12 @@ impl ProxyBody {
 
     /// Like [`ProxyBody::limited`], also publishing the bytes read so far to `counter`.
     pub fn counted(
-        body: hyper::body::Incoming,
+        body: impl Into<PeerBody>,
         limit: u64,
         counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) -> Self {
         Self::Incoming {
-            body,
+            body: body.into(),
             limit,
             seen: 0,
             counter: Some(counter),
@@ -146,7 +209,7 @@ impl Body for ProxyBody {
                     }
                     Poll::Ready(Some(Ok(frame)))
                 }
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Hyper(e)))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },

@@ -12,10 +12,12 @@ mod error;
 mod factory;
 mod outcome;
 mod policy;
+mod streamed;
 
-pub use body::{BodyError, ProxyBody};
+pub use body::{BodyError, PeerBody, ProxyBody};
 pub use context::{Params, RequestCtx, RouteInfo};
 pub use error::{ErrorSource, GatewayError};
 pub use factory::{PolicyConfigError, PolicyFactory, Registry, parse_policy_config};
 pub use outcome::{Hook, Outcome};
 pub use policy::{Phases, Policy};
+pub use streamed::{BodyItem, BodySender, StreamedBody, streamed};

@@ -51,16 +51,18 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     log.target = Some((route.service, target_index));
 
     let upgrade = is_upgrade(parts);
-    let client_upgrade = if upgrade {
-        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
-    } else {
-        None
-    };
+    // The client's side can be switched: its connection is served by Tollgate's HTTP/1.1
+    // server, which hands the socket over once the `101` is written.
+    let client_upgrade = upgrade
+        && parts
+            .extensions
+            .remove::<crate::h1::ClientUpgrade>()
+            .is_some();
     // `Host` as it stands after the policies (the handler put the URI authority there).
     let host = parts.headers.get(header::HOST).cloned();
 
     let mut headers = std::mem::take(&mut parts.headers);
-    strip_hop_by_hop(&mut headers, upgrade && client_upgrade.is_some());
+    strip_hop_by_hop(&mut headers, client_upgrade);
     headers.remove(header::EXPECT);
     let trusted = is_trusted(conn.peer.ip(), &log.snapshot.server.trusted_proxies);
     set_forwarded(
@@ -148,7 +150,7 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     };
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if client_upgrade.is_some() {
+        if client_upgrade {
             // The connection driver tunnels once the 101 is written.
             conn.hand_over_upgrade(hyper::upgrade::on(&mut response));
             let (parts, _) = response.into_parts();
@@ -185,6 +187,9 @@ fn send_error(e: &SendError, cx: &RequestCtx) -> GatewayError {
             Some(BodyError::TooLarge { limit }) => return errors::body_too_large(*limit),
             // Reading the client's body failed: malformed chunking or a truncated upload.
             Some(BodyError::Hyper(client)) => {
+                return errors::bad_request_owned(format!("invalid request body: {client}"));
+            }
+            Some(BodyError::Client(client)) => {
                 return errors::bad_request_owned(format!("invalid request body: {client}"));
             }
             _ => {}

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use http::{Request, Response, header, request};
-use hyper::body::Incoming;
-use tollgate_plugin_api::{GatewayError, Hook, Outcome, ProxyBody, RequestCtx};
+use tollgate_plugin_api::{GatewayError, Hook, Outcome, PeerBody, ProxyBody, RequestCtx};
 use tollgate_runtime::{Backend, Chain, Match, RequestView, Snapshot};
 
 use crate::conn::ConnInfo;
@@ -21,7 +20,7 @@ use crate::server::Shared;
 
 /// Serves one request. Never fails: every error becomes a response here.
 pub(crate) async fn handle(
-    req: Request<Incoming>,
+    req: Request<PeerBody>,
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
 ) -> Result<Response<ResponseBody>, Infallible> {
@@ -128,7 +127,7 @@ async fn pipeline(
     snapshot: &Arc<Snapshot>,
     cx: &mut RequestCtx,
     parts: &mut request::Parts,
-    body: Incoming,
+    body: PeerBody,
     conn: &ConnInfo,
     log: &mut LogState,
 ) -> Result<Response<ProxyBody>, GatewayError> {

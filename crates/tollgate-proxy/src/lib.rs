@@ -15,6 +15,7 @@ pub mod debug;
 mod echo;
 pub mod error;
 mod forward;
+mod h1;
 mod handler;
 mod headers;
 mod listener;

@@ -19,11 +19,6 @@ impl<T> Rewind<T> {
     pub(crate) fn new(prefix: Bytes, inner: T) -> Self {
         Self { prefix, inner }
     }
-
-    /// The inner I/O object and the bytes of the prefix not read yet.
-    pub(crate) fn into_parts(self) -> (T, Bytes) {
-        (self.inner, self.prefix)
-    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
@@ -85,7 +80,6 @@ mod tests {
         let mut out = String::new();
         r.read_to_string(&mut out).await.unwrap();
         assert_eq!(out, "hello world");
-        let (_, rest) = r.into_parts();
-        assert!(rest.is_empty());
+        assert!(r.prefix.is_empty());
     }
 }

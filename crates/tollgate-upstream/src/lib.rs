@@ -19,6 +19,6 @@ mod target;
 pub use balance::{Balancer, SmoothWeightedRoundRobin};
 pub use client::{ClientSettings, ConnectError};
 pub use error::{SendError, UpstreamError};
-pub use h1::{EncodeError, ExchangeError, ProtocolError};
+pub use h1::{EncodeError, ExchangeError, ProtocolError, codec};
 pub use pool::UpstreamPool;
 pub use target::Target;

@@ -10,11 +10,12 @@ use super::Activity;
 
 /// Connection timeouts taken from the snapshot when the connection was accepted.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Timeouts {
+pub(crate) struct Timeouts {
     /// Close after this long without a request.
-    pub(super) idle: Duration,
-    /// Time for a TLS handshake or the first bytes of a request.
-    pub(super) header: Duration,
+    pub(crate) idle: Duration,
+    /// Time for a TLS handshake, the first bytes of a connection, or a request head once
+    /// begun.
+    pub(crate) header: Duration,
 }
 
 /// A hyper connection future that can be asked to finish gracefully.

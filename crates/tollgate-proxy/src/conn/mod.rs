@@ -1,15 +1,12 @@
-//! One client connection: TLS handshake, protocol detection, HTTP/1.1 or HTTP/2 serving, idle
-//! and shutdown handling.
-//!
-//! HTTP/1.1 connections (plain or TLS) are *parked* when quiet: after [`PARK_AFTER`] with nothing in
-//! flight, the HTTP server state (two 8 KiB buffers and more) is dropped and only the socket is
-//! kept until the client sends again, the way nginx frees the buffers of idle keep-alive
-//! connections. HTTP/2 connections keep their state.
+//! One client connection: TLS handshake, protocol detection, then HTTP/1.1 (Tollgate's own
+//! server, [`crate::h1`], which parks quiet connections) or HTTP/2 (hyper), with idle and
+//! shutdown handling.
 
 mod driver;
-mod head_timer;
-mod parser_errors;
 mod plain;
+
+pub(crate) use driver::Timeouts;
+pub(crate) use plain::Parkable;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +19,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tollgate_plugin_api::PeerBody;
 use tollgate_runtime::Snapshot;
 
 use crate::server::Shared;
@@ -38,9 +36,8 @@ pub(crate) struct ConnInfo {
     pub(crate) tls: bool,
     pub(crate) worker: usize,
     pub(crate) activity: Arc<Activity>,
-    /// The upstream side of a protocol upgrade, handed to the HTTP/1.1 connection driver,
-    /// which tunnels it once the `101` response is written (connections are served without
-    /// hyper's upgrade support so they can be parked).
+    /// The upstream side of a protocol upgrade, handed to the HTTP/1.1 connection, which
+    /// tunnels it once the `101` response is written.
     upgrade: tokio::sync::Mutex<Option<OnUpgrade>>,
 }
 
@@ -54,7 +51,7 @@ impl ConnInfo {
         }
     }
 
-    fn take_upgrade(&self) -> Option<OnUpgrade> {
+    pub(crate) fn take_upgrade(&self) -> Option<OnUpgrade> {
         self.upgrade.try_lock().ok().and_then(|mut s| s.take())
     }
 }
@@ -86,43 +83,6 @@ impl Activity {
     fn idle_since(&self, mark: u64) -> bool {
         self.in_flight.load(Ordering::Relaxed) == 0 && self.started.load(Ordering::Relaxed) == mark
     }
-}
-
-/// The request handler with a boxed (hence `Unpin`) future.
-#[derive(Clone)]
-pub(crate) struct BoxedService {
-    shared: Arc<Shared>,
-    info: Arc<ConnInfo>,
-}
-
-impl hyper::service::Service<http::Request<hyper::body::Incoming>> for BoxedService {
-    type Response = http::Response<crate::response_body::ResponseBody>;
-    type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
-        Box::pin(crate::handler::handle(
-            req,
-            self.shared.clone(),
-            self.info.clone(),
-        ))
-    }
-}
-
-/// HTTP/1.1 server settings for new connections, from the current snapshot.
-fn http1_builder(snapshot: &Snapshot) -> hyper::server::conn::http1::Builder {
-    let server = &snapshot.server;
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(head_timer::PolledDeadlines)
-        .header_read_timeout(server.timeouts.client_header.get())
-        .max_buf_size(server.limits.max_header_bytes.max(8192))
-        .max_headers(server.limits.max_headers)
-        .keep_alive(true)
-        .half_close(false);
-    builder
 }
 
 /// HTTP/2 server settings for new connections, from the current snapshot.
@@ -203,12 +163,12 @@ pub(crate) fn serve(
             .await;
             return;
         }
-        plain::serve_http1(
+        crate::h1::serve(
             stream,
             prefix,
-            boxed_service(&shared, &info),
+            &shared,
             &info,
-            timeouts.idle,
+            timeouts,
             parked,
             &mut shutdown,
         )
@@ -216,8 +176,8 @@ pub(crate) fn serve(
     }
 }
 
-fn timeouts(snapshot: &Snapshot) -> driver::Timeouts {
-    driver::Timeouts {
+fn timeouts(snapshot: &Snapshot) -> Timeouts {
+    Timeouts {
         idle: snapshot.server.timeouts.idle.get(),
         header: snapshot.server.timeouts.client_header.get(),
     }
@@ -227,16 +187,9 @@ fn timeouts(snapshot: &Snapshot) -> driver::Timeouts {
 fn service(shared: &Arc<Shared>, info: &Arc<ConnInfo>) -> impl plain::Service {
     let shared = shared.clone();
     let info = info.clone();
-    service_fn(move |req| crate::handler::handle(req, shared.clone(), info.clone()))
-}
-
-/// The request handler with a boxed future (HTTP/1.1): hyper can hand back a parked
-/// connection's socket only when the service future is `Unpin` (one allocation per request).
-fn boxed_service(shared: &Arc<Shared>, info: &Arc<ConnInfo>) -> BoxedService {
-    BoxedService {
-        shared: shared.clone(),
-        info: info.clone(),
-    }
+    service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        crate::handler::handle(req.map(PeerBody::Hyper), shared.clone(), info.clone())
+    })
 }
 
 async fn serve_tls(
@@ -244,7 +197,7 @@ async fn serve_tls(
     snapshot: Arc<Snapshot>,
     shared: &Arc<Shared>,
     info: &Arc<ConnInfo>,
-    timeouts: driver::Timeouts,
+    timeouts: Timeouts,
     parked: &prometheus_client::metrics::gauge::Gauge,
     shutdown: &mut watch::Receiver<bool>,
 ) {
@@ -275,12 +228,12 @@ async fn serve_tls(
         )
         .await;
     } else {
-        plain::serve_http1(
+        crate::h1::serve(
             io,
             bytes::Bytes::new(),
-            boxed_service(shared, info),
+            shared,
             info,
-            timeouts.idle,
+            timeouts,
             parked,
             shutdown,
         )

@@ -11,7 +11,7 @@ const MAX_CHUNK_LINE: usize = 4096;
 
 /// What the body decoder produced from the buffered bytes.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Decoded {
+pub enum Decoded {
     /// Body bytes.
     Data(Bytes),
     /// Trailer fields (chunked coding only); the body ends after them.
@@ -24,7 +24,7 @@ pub(crate) enum Decoded {
 
 /// Decodes a response body incrementally from a read buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BodyDecoder {
+pub enum BodyDecoder {
     /// This many bytes left.
     Length(u64),
     /// Expecting a chunk-size line.
@@ -42,7 +42,8 @@ pub(crate) enum BodyDecoder {
 }
 
 impl BodyDecoder {
-    pub(crate) fn new(framing: BodyFraming) -> Self {
+    /// A decoder for a body framed as `framing`.
+    pub fn new(framing: BodyFraming) -> Self {
         match framing {
             BodyFraming::Length(0) => Self::Done,
             BodyFraming::Length(n) => Self::Length(n),
@@ -52,7 +53,7 @@ impl BodyDecoder {
     }
 
     /// Bytes still expected, when known.
-    pub(crate) fn remaining(&self) -> Option<u64> {
+    pub fn remaining(&self) -> Option<u64> {
         match self {
             Self::Length(n) => Some(*n),
             Self::Done => Some(0),
@@ -61,7 +62,7 @@ impl BodyDecoder {
     }
 
     /// Takes the next piece of the body from `buf`.
-    pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, ProtocolError> {
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, ProtocolError> {
         loop {
             match *self {
                 Self::Done => return Ok(Decoded::End),

@@ -50,7 +50,7 @@ pub enum ProtocolError {
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BodyFraming {
+pub enum BodyFraming {
     /// Exactly this many bytes (0: no body).
     Length(u64),
     /// Chunked coding.

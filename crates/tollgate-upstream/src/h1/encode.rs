@@ -104,13 +104,14 @@ fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 /// `Content-Length` values seen so far: all must agree.
 #[derive(Debug, Default)]
-pub(crate) struct Lengths {
-    pub(crate) value: Option<u64>,
+pub struct Lengths {
+    /// The length all values agreed on, if any was seen.
+    pub value: Option<u64>,
 }
 
 impl Lengths {
     /// Adds one header value (itself possibly a comma-separated list).
-    pub(crate) fn add(&mut self, value: &HeaderValue) -> Result<(), EncodeError> {
+    pub fn add(&mut self, value: &HeaderValue) -> Result<(), EncodeError> {
         for part in value.as_bytes().split(|b| *b == b',') {
             let n = parse_decimal(part.trim_ascii()).ok_or(EncodeError::ContentLength)?;
             if self.value.is_some_and(|v| v != n) {
@@ -143,7 +144,7 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, EncodeE
 }
 
 /// Whether the last transfer coding listed in `value` is `chunked`.
-pub(crate) fn ends_with_chunked(value: &HeaderValue) -> bool {
+pub fn ends_with_chunked(value: &HeaderValue) -> bool {
     value
         .as_bytes()
         .rsplit(|b| *b == b',')
@@ -152,7 +153,7 @@ pub(crate) fn ends_with_chunked(value: &HeaderValue) -> bool {
 }
 
 /// Digits only, at most 19 of them (fits `u64`).
-pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
+pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }

@@ -29,6 +29,15 @@ use http::{Method, Request, Response};
 use tollgate_plugin_api::ProxyBody;
 
 pub use decode::ProtocolError;
+
+/// The pieces of the HTTP/1.1 codec the proxy's own server shares with this client: body
+/// decoding (length and chunked, with trailers), vectored output, length parsing.
+pub mod codec {
+    pub use super::body_decoder::{BodyDecoder, Decoded};
+    pub use super::decode::BodyFraming;
+    pub use super::encode::{Lengths, ends_with_chunked, parse_decimal};
+    pub use super::out::{Out, SEGMENTS};
+}
 pub use encode::EncodeError;
 pub use exchange::ExchangeError;
 

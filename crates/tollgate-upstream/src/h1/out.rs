@@ -6,11 +6,11 @@ use std::io::IoSlice;
 use bytes::{Buf, Bytes};
 
 /// Segments in order; room for a chunk header, its data and the CRLF after it, plus one.
-const SEGMENTS: usize = 4;
+pub const SEGMENTS: usize = 4;
 
 /// Pending output, oldest segment first.
 #[derive(Debug, Default)]
-pub(crate) struct Out {
+pub struct Out {
     segs: [Bytes; SEGMENTS],
     start: usize,
     len: usize,
@@ -18,17 +18,17 @@ pub(crate) struct Out {
 
 impl Out {
     /// Nothing left to write.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Free segments.
-    pub(crate) fn room(&self) -> usize {
+    pub fn room(&self) -> usize {
         SEGMENTS - self.len
     }
 
     /// Queues `bytes` (ignored when empty). The caller checks [`Out::room`] first.
-    pub(crate) fn push(&mut self, bytes: Bytes) {
+    pub fn push(&mut self, bytes: Bytes) {
         if bytes.is_empty() {
             return;
         }
@@ -40,7 +40,7 @@ impl Out {
     }
 
     /// The pending segments, for a vectored write.
-    pub(crate) fn slices<'a>(&'a self, into: &mut [IoSlice<'a>; SEGMENTS]) -> usize {
+    pub fn slices<'a>(&'a self, into: &mut [IoSlice<'a>; SEGMENTS]) -> usize {
         for (i, slot) in into.iter_mut().enumerate().take(self.len) {
             *slot = IoSlice::new(&self.segs[(self.start + i) % SEGMENTS]);
         }
@@ -48,7 +48,7 @@ impl Out {
     }
 
     /// Drops the first `n` bytes (they were written).
-    pub(crate) fn advance(&mut self, mut n: usize) {
+    pub fn advance(&mut self, mut n: usize) {
         while n > 0 && self.len > 0 {
             let seg = &mut self.segs[self.start];
             let take = n.min(seg.len());

@@ -1,0 +1,644 @@
+//! The state machine of one HTTP/1.1 client connection: request heads in, the request's
+//! future polled in this task, its body fed on demand, the response written as it comes, and
+//! the next request (pipelined or not) after it.
+//!
+//! Everything is driven from [`Conn::poll`]; there is no task or channel per request. Reading,
+//! the handler and writing all make progress in the same poll, so an upload that is still
+//! arriving while its response already streams out (an upstream that answers early) works,
+//! and a client that stops reading stops the response body from being polled (backpressure).
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderName, Response, StatusCode};
+use http_body::Body;
+use http_body::Frame;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tollgate_plugin_api::{BodyError, BodyItem, BodySender, GatewayError, PeerBody, streamed};
+use tollgate_upstream::codec::{BodyDecoder, BodyFraming as Decoding, Decoded, Out, SEGMENTS};
+
+use super::request::{self, BodyFraming, Head, HeadError};
+use super::response::{self, Answering, BodyOut};
+use crate::conn::ConnInfo;
+use crate::response_body::ResponseBody;
+use crate::server::Shared;
+
+/// First read buffer: a typical request head fits.
+const FIRST_READ: usize = 4096;
+/// Read size while a request body streams in.
+const BODY_READ: usize = 16 * 1024;
+/// The interim answer to `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+const CRLF: &[u8] = b"\r\n";
+
+type Handling = Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>;
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Drop it: the client closed or failed, or a response could not be completed.
+    Abort,
+    /// Close the sending side, then drop it (`Connection: close`, shutdown).
+    Shutdown,
+    /// Close the sending side and drain what the client still sends before dropping it: the
+    /// client may be sending still (an unread body, a refused head), and unread bytes would
+    /// make the kernel answer with a reset that can destroy the response just written.
+    Linger,
+    /// A `101` was written: the connection now belongs to the upgraded protocol.
+    Upgrade,
+}
+
+/// One connection's HTTP/1.1 state.
+pub(super) struct Conn<IO> {
+    pub(super) io: IO,
+    /// Bytes read and not yet consumed.
+    pub(super) rbuf: BytesMut,
+    out: Out,
+    /// Where heads and chunk lines are encoded before they are queued in `out`.
+    scratch: BytesMut,
+    needs_flush: bool,
+    exchange: Option<Exchange>,
+    /// Close once the output is written: an answer the connection wrote itself.
+    close_after_flush: bool,
+    /// Shutdown: no new request is started.
+    closing: bool,
+    /// The connection answered a refused head itself.
+    answered: bool,
+    /// Requests started on this connection value (compared between timer ticks).
+    pub(super) started: u64,
+    max_headers: usize,
+    max_head_bytes: usize,
+    request_id_header: HeaderName,
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+}
+
+/// The request in flight.
+struct Exchange {
+    /// The handler's future, until it produced the response.
+    handling: Option<Handling>,
+    /// The request body, while there is more of it to read.
+    feed: Option<Feed>,
+    answering: Answering,
+    /// The client asked to switch protocols.
+    upgrade: bool,
+    /// The response body being written, once the head is queued.
+    writing: Option<Writing>,
+    /// The whole response is queued in `out`.
+    done: bool,
+}
+
+struct Feed {
+    decoder: BodyDecoder,
+    tx: BodySender,
+    /// `Expect: 100-continue` not answered yet: answered at the first demand for the body.
+    continue_pending: bool,
+    /// The consumer waits and the buffer holds no more of the body: read.
+    needs_read: bool,
+    /// An item the busy slot did not take yet, and what follows once it does.
+    unsent: Option<(BodyItem, FeedStep)>,
+}
+
+struct Writing {
+    body: ResponseBody,
+    framing: BodyOut,
+    /// Bytes still to send for `BodyOut::Length`.
+    left: u64,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
+    pub(super) fn new(io: IO, prefix: Bytes, shared: Arc<Shared>, info: Arc<ConnInfo>) -> Self {
+        let (max_headers, max_head_bytes, request_id_header) = {
+            let snapshot = shared.snapshots.load();
+            let server = &snapshot.server;
+            (
+                server.limits.max_headers,
+                server.limits.max_header_bytes,
+                server.request_id_header.clone(),
+            )
+        };
+        let mut rbuf = BytesMut::with_capacity(FIRST_READ.max(prefix.len()));
+        rbuf.extend_from_slice(&prefix);
+        Self {
+            io,
+            rbuf,
+            out: Out::default(),
+            scratch: BytesMut::new(),
+            needs_flush: false,
+            exchange: None,
+            close_after_flush: false,
+            closing: false,
+            answered: false,
+            started: 0,
+            max_headers,
+            max_head_bytes,
+            request_id_header,
+            shared,
+            info,
+        }
+    }
+
+    /// Nothing in flight, nothing buffered either way: the connection may be parked.
+    pub(super) fn is_idle(&self) -> bool {
+        self.exchange.is_none()
+            && self.rbuf.is_empty()
+            && self.out.is_empty()
+            && !self.close_after_flush
+    }
+
+    /// Waiting for (the rest of) a request head.
+    pub(super) fn in_head(&self) -> bool {
+        self.exchange.is_none() && !self.close_after_flush
+    }
+
+    /// Stops taking requests: an idle connection closes, a busy one after its response.
+    pub(super) fn begin_shutdown(&mut self) {
+        self.closing = true;
+        if let Some(ex) = &mut self.exchange {
+            ex.answering.keep_alive = false;
+        }
+    }
+
+    /// The request head did not arrive within `client_header`: answer 408 and close (a
+    /// connection that sent nothing at all is closed without an answer).
+    pub(super) fn head_timed_out(&mut self) {
+        if self.in_head() && self.rbuf.is_empty() {
+            self.close_after_flush = true;
+        } else if self.in_head() {
+            self.answer(&GatewayError::downstream(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request head did not arrive in time",
+            ));
+        }
+    }
+
+    pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        loop {
+            let mut progress = false;
+            if self.exchange.is_none() && !self.close_after_flush {
+                if self.closing {
+                    self.close_after_flush = true;
+                } else if !self.rbuf.is_empty() {
+                    match request::parse(&mut self.rbuf, self.max_headers, self.max_head_bytes) {
+                        Ok(Some(head)) => {
+                            self.start(head);
+                            progress = true;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            self.refuse(e);
+                            progress = true;
+                        }
+                    }
+                }
+            }
+            if self.exchange.is_some() {
+                match self.poll_exchange(cx) {
+                    Ok(p) => progress |= p,
+                    Err(()) => return Poll::Ready(Outcome::Abort),
+                }
+            }
+            match self.poll_write(cx) {
+                Poll::Ready(Ok(wrote)) => progress |= wrote,
+                Poll::Ready(Err(_)) => return Poll::Ready(Outcome::Abort),
+                Poll::Pending => {}
+            }
+            let written = self.out.is_empty() && !self.needs_flush;
+            if written && self.exchange.as_ref().is_some_and(|ex| ex.done) {
+                if let Some(outcome) = self.finish_exchange() {
+                    return Poll::Ready(outcome);
+                }
+                progress = true;
+            }
+            if written && self.close_after_flush {
+                return Poll::Ready(if self.answered || !self.rbuf.is_empty() {
+                    Outcome::Linger
+                } else {
+                    Outcome::Shutdown
+                });
+            }
+            if self.wants_read() {
+                if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+                    let more = if self.exchange.as_ref().is_some_and(|ex| ex.feed.is_some()) {
+                        BODY_READ
+                    } else {
+                        FIRST_READ
+                    };
+                    self.rbuf.reserve(more);
+                }
+                match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                        // The client closed (or failed). Whatever was in flight is abandoned,
+                        // as the client can no longer read the answer (no half-close).
+                        return Poll::Ready(Outcome::Abort);
+                    }
+                    Poll::Ready(Ok(_)) => progress = true,
+                    Poll::Pending => {}
+                }
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Whether to read from the socket now: for a head, for body the consumer asked for, or
+    /// (while a request is handled) to notice the client closing, up to a bounded buffer.
+    fn wants_read(&self) -> bool {
+        if self.close_after_flush {
+            return false;
+        }
+        let cap = self.max_head_bytes.max(BODY_READ);
+        match &self.exchange {
+            // A head larger than the limit is refused by the parser.
+            None => true,
+            // The body decoder bounds what it waits for (chunk lines, trailers).
+            Some(Exchange {
+                feed: Some(feed), ..
+            }) => feed.needs_read,
+            Some(_) => self.rbuf.len() < cap,
+        }
+    }
+
+    fn start(&mut self, head: Head) {
+        self.started += 1;
+        let Head {
+            mut parts,
+            framing,
+            keep_alive,
+            expect_continue,
+            upgrade,
+        } = head;
+        let (feed, body) = match framing {
+            BodyFraming::None => (None, PeerBody::Empty),
+            BodyFraming::Length(n) => {
+                let (tx, rx) = streamed(Some(n));
+                let decoder = BodyDecoder::new(Decoding::Length(n));
+                (Some((decoder, tx)), rx.into())
+            }
+            BodyFraming::Chunked => {
+                let (tx, rx) = streamed(None);
+                let decoder = BodyDecoder::new(Decoding::Chunked);
+                (Some((decoder, tx)), rx.into())
+            }
+        };
+        if upgrade {
+            parts.extensions.insert(super::ClientUpgrade);
+        }
+        let answering = Answering {
+            head_request: parts.method == http::Method::HEAD,
+            http10: parts.version == http::Version::HTTP_10,
+            keep_alive: keep_alive && !self.closing,
+        };
+        let request = http::Request::from_parts(parts, body);
+        let handling: Handling = Box::pin(futures_util::FutureExt::map(
+            crate::handler::handle(request, self.shared.clone(), self.info.clone()),
+            |r| match r {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+        ));
+        self.exchange = Some(Exchange {
+            handling: Some(handling),
+            feed: feed.map(|(decoder, tx)| Feed {
+                decoder,
+                tx,
+                continue_pending: expect_continue,
+                needs_read: false,
+                unsent: None,
+            }),
+            answering,
+            upgrade,
+            writing: None,
+            done: false,
+        });
+    }
+
+    /// Advances the request in flight. `Err`: abort the connection.
+    fn poll_exchange(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
+        let Some(ex) = self.exchange.as_mut() else {
+            return Ok(false);
+        };
+        let mut progress = false;
+        if let Some(handling) = &mut ex.handling
+            && let Poll::Ready(response) = handling.as_mut().poll(cx)
+        {
+            ex.handling = None;
+            let (parts, body) = response.into_parts();
+            if let Some(feed) = &mut ex.feed {
+                // Answered without the body: the client must not be invited to send it.
+                feed.continue_pending = false;
+            }
+            let (framing, keep_alive) = response::head(
+                &parts,
+                &body.size_hint(),
+                body.is_end_stream(),
+                ex.answering,
+                &mut self.scratch,
+            );
+            ex.answering.keep_alive = keep_alive;
+            ex.upgrade &= parts.status == StatusCode::SWITCHING_PROTOCOLS;
+            self.out.push(self.scratch.split().freeze());
+            if framing == BodyOut::None {
+                ex.done = true;
+            } else {
+                ex.writing = Some(Writing {
+                    body,
+                    framing,
+                    left: match framing {
+                        BodyOut::Length(n) => n,
+                        _ => 0,
+                    },
+                });
+            }
+            progress = true;
+        }
+        if !ex.done
+            && let Some(w) = &mut ex.writing
+        {
+            progress |= poll_body(w, &mut ex.done, &mut self.out, &mut self.scratch, cx)?;
+        }
+        if let Some(feed) = &mut ex.feed {
+            let responding = ex.writing.is_some() || ex.done;
+            match poll_feed(feed, &mut self.rbuf, &mut self.out, responding, cx) {
+                FeedStep::Waiting => {}
+                FeedStep::Progress => progress = true,
+                FeedStep::Finished => {
+                    ex.feed = None;
+                    progress = true;
+                }
+                FeedStep::Failed => {
+                    // The consumer got the error; the connection cannot be trusted after it.
+                    ex.feed = None;
+                    ex.answering.keep_alive = false;
+                    progress = true;
+                }
+            }
+        }
+        Ok(progress)
+    }
+
+    /// The response is written: go on with the next request, or end the connection.
+    fn finish_exchange(&mut self) -> Option<Outcome> {
+        let ex = self.exchange.take()?;
+        if ex.upgrade {
+            return Some(Outcome::Upgrade);
+        }
+        let mut unread = false;
+        if let Some(mut feed) = ex.feed {
+            // The body was not (all) read. What is already buffered can be skipped; more
+            // than that would have to be waited for: close instead.
+            drop(feed.tx);
+            loop {
+                match feed.decoder.decode(&mut self.rbuf) {
+                    Ok(Decoded::Data(_) | Decoded::Trailers(_)) => {}
+                    Ok(Decoded::End) => break,
+                    Ok(Decoded::NeedMore) | Err(_) => {
+                        unread = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if unread || !self.rbuf.is_empty() && !ex.answering.keep_alive {
+            return Some(Outcome::Linger);
+        }
+        if !ex.answering.keep_alive {
+            return Some(Outcome::Shutdown);
+        }
+        None
+    }
+
+    /// Queues the gateway's answer to a head it refuses, then closes.
+    fn refuse(&mut self, e: HeadError) {
+        let limits = (self.max_headers, self.max_head_bytes);
+        self.answer(&match e {
+            HeadError::Malformed(what) => GatewayError::downstream(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("malformed HTTP request: {what}"),
+            ),
+            HeadError::TooLarge => GatewayError::downstream(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!("the request head is larger than {} bytes", limits.1),
+            ),
+            HeadError::TooManyHeaders => GatewayError::downstream(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!("the request has more than {} header fields", limits.0),
+            ),
+            HeadError::UriTooLong => GatewayError::downstream(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                "the request target is too long",
+            ),
+        });
+    }
+
+    /// Queues a JSON error answer with a fresh request id and closes after it.
+    fn answer(&mut self, error: &GatewayError) {
+        let id = crate::request_id::generate();
+        let body = crate::error::error_body(error, &id);
+        response::own_head(
+            error.status,
+            &[
+                (b"content-type", b"application/json"),
+                (self.request_id_header.as_str().as_bytes(), id.as_bytes()),
+            ],
+            body.len(),
+            &mut self.scratch,
+        );
+        self.rbuf.clear();
+        self.out.push(self.scratch.split().freeze());
+        self.out.push(body);
+        self.close_after_flush = true;
+        self.answered = true;
+    }
+
+    /// Writes what is queued, then flushes. `Ready(Ok(true))`: bytes were written.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let mut wrote = false;
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); SEGMENTS];
+            let n = self.out.slices(&mut slices);
+            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(written)) => {
+                    self.out.advance(written);
+                    self.needs_flush = true;
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending if wrote => return Poll::Ready(Ok(true)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if self.needs_flush {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    return if wrote {
+                        Poll::Ready(Ok(true))
+                    } else {
+                        Poll::Pending
+                    };
+                }
+            }
+        }
+        Poll::Ready(Ok(wrote))
+    }
+}
+
+/// What feeding the request body did.
+#[derive(Debug, Clone, Copy)]
+enum FeedStep {
+    /// Nothing to do until the consumer asks or bytes arrive.
+    Waiting,
+    Progress,
+    /// The whole body was handed over.
+    Finished,
+    /// The body is malformed; the consumer got the error.
+    Failed,
+}
+
+/// Hands the consumer the next piece of the request body when it asks for one.
+fn poll_feed(
+    feed: &mut Feed,
+    rbuf: &mut BytesMut,
+    out: &mut Out,
+    responding: bool,
+    cx: &mut Context<'_>,
+) -> FeedStep {
+    feed.needs_read = false;
+    if let Some((item, then)) = feed.unsent.take() {
+        return hand_over(feed, item, then, cx);
+    }
+    if feed.tx.is_dropped() || !feed.tx.poll_wanted(cx) {
+        return FeedStep::Waiting;
+    }
+    let mut step = FeedStep::Waiting;
+    if feed.continue_pending {
+        feed.continue_pending = false;
+        if !responding && out.room() > 0 {
+            out.push(Bytes::from_static(CONTINUE));
+            step = FeedStep::Progress;
+        }
+    }
+    match feed.decoder.decode(rbuf) {
+        Ok(Decoded::Data(data)) => {
+            let then = if feed.decoder.remaining() == Some(0) {
+                FeedStep::Finished
+            } else {
+                FeedStep::Progress
+            };
+            hand_over(feed, Ok(Frame::data(data)), then, cx)
+        }
+        Ok(Decoded::Trailers(trailers)) => {
+            hand_over(feed, Ok(Frame::trailers(trailers)), FeedStep::Finished, cx)
+        }
+        Ok(Decoded::End) => FeedStep::Finished,
+        Ok(Decoded::NeedMore) => {
+            feed.needs_read = true;
+            step
+        }
+        Err(e) => hand_over(
+            feed,
+            Err(BodyError::Client(Box::new(e))),
+            FeedStep::Failed,
+            cx,
+        ),
+    }
+}
+
+/// Sends `item`, or keeps it for the next poll when the slot is busy.
+fn hand_over(feed: &mut Feed, item: BodyItem, then: FeedStep, cx: &mut Context<'_>) -> FeedStep {
+    match feed.tx.send(item) {
+        Ok(()) => then,
+        Err(item) => {
+            feed.unsent = Some((item, then));
+            cx.waker().wake_by_ref();
+            FeedStep::Waiting
+        }
+    }
+}
+
+/// Queues what the response body has ready, as far as `out` has room. `Err`: abort.
+fn poll_body(
+    w: &mut Writing,
+    done: &mut bool,
+    out: &mut Out,
+    scratch: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Result<bool, ()> {
+    let mut progress = false;
+    while out.room() >= 3 {
+        match Pin::new(&mut w.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                progress = true;
+                match frame.into_data() {
+                    Ok(mut data) => {
+                        if data.is_empty() {
+                            continue;
+                        }
+                        match w.framing {
+                            BodyOut::Length(_) => {
+                                // Never more than was declared.
+                                let n = data
+                                    .len()
+                                    .min(usize::try_from(w.left).unwrap_or(usize::MAX));
+                                data.truncate(n);
+                                w.left -= n as u64;
+                                out.push(data);
+                                if w.left == 0 {
+                                    *done = true;
+                                    return Ok(true);
+                                }
+                            }
+                            BodyOut::Chunked => {
+                                response::chunk_size(data.len(), scratch);
+                                out.push(scratch.split().freeze());
+                                out.push(data);
+                                out.push(Bytes::from_static(CRLF));
+                            }
+                            BodyOut::UntilClose | BodyOut::None => out.push(data),
+                        }
+                    }
+                    Err(frame) => {
+                        if w.framing == BodyOut::Chunked {
+                            response::last_chunk(frame.trailers_ref(), scratch);
+                            out.push(scratch.split().freeze());
+                        } else if let BodyOut::Length(1..) = w.framing {
+                            return Err(());
+                        }
+                        *done = true;
+                        return Ok(true);
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(_))) => return Err(()),
+            Poll::Ready(None) => {
+                match w.framing {
+                    BodyOut::Chunked => {
+                        response::last_chunk(None, scratch);
+                        out.push(scratch.split().freeze());
+                    }
+                    // The body ended short of its declared length: the client must not
+                    // take what it got for the whole.
+                    BodyOut::Length(_) if w.left > 0 => return Err(()),
+                    _ => {}
+                }
+                *done = true;
+                return Ok(true);
+            }
+            Poll::Pending => break,
+        }
+    }
+    Ok(progress)
+}

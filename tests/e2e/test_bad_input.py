@@ -256,6 +256,34 @@ def test_connection_after_413_is_not_desynchronised(gw, origin):
     assert "/echo/smuggled" not in origin.paths()
 
 
+def test_a_small_unread_body_is_drained_and_the_connection_kept(gw, origin):
+    # Refused before its body was read, a small body is read and dropped after the answer, so
+    # the connection (which the answer did not say to close) serves the next request.
+    with RawConnection("127.0.0.1", gw.proxy_port) as c:
+        c.send(build_request("POST", "/upload", [("Content-Length", "2000")], b"a" * 2000))
+        r = c.read_response()
+        assert r.status == 413
+        assert (r.header("connection") or "").lower() != "close"
+        c.send(build_request("GET", "/echo/next"))
+        r = c.read_response()
+        assert r.status == 200 and r.json()["path"] == "/echo/next"
+
+
+@pytest.mark.parametrize("headers,body", [
+    pytest.param([("Transfer-Encoding", "chunked")], b"400\r\n" + b"a" * 1024 + b"\r\n", id="chunked"),
+    pytest.param([("Content-Length", "200000")], b"", id="large"),
+    pytest.param([("Content-Length", "2000"), ("Expect", "100-continue")], b"", id="expect-continue"),
+])
+def test_an_answer_before_an_undrainable_body_says_connection_close(gw, origin, headers, body):
+    # A body of unknown or large size, or one the client may never send (it waits for
+    # "100 Continue"), cannot be skipped: the answer must tell the client the connection ends.
+    with RawConnection("127.0.0.1", gw.proxy_port) as c:
+        c.send(build_request("POST", "/upload", headers, body))
+        version, status, _, head = c.read_head()
+        assert status == 413
+        assert dict((k.lower(), v) for k, v in head).get("connection", "").lower() == "close", head
+
+
 def test_chunked_body_over_limit_is_413(gw, origin):
     data = build_request("POST", "/upload", [("Transfer-Encoding", "chunked")],
                          b"400\r\n" + b"a" * 1024 + b"\r\n400\r\n" + b"b" * 1024 + b"\r\n0\r\n\r\n")

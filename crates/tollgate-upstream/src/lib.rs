@@ -14,6 +14,7 @@ mod error;
 mod h1;
 mod io;
 mod pool;
+pub mod recycle;
 mod target;
 
 pub use balance::{Balancer, SmoothWeightedRoundRobin};

@@ -7,6 +7,7 @@
 //! arriving while its response already streams out (an upstream that answers early) works,
 //! and a client that stops reading stops the response body from being polled (backpressure).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -31,11 +32,14 @@ use crate::server::Shared;
 const FIRST_READ: usize = 4096;
 /// Read size while a request body streams in.
 const BODY_READ: usize = 16 * 1024;
+/// Most bytes of an unread request body drained to keep the connection; a larger rest closes it.
+const DRAIN_LIMIT: u64 = 64 * 1024;
 /// The interim answer to `Expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 const CRLF: &[u8] = b"\r\n";
 
-type Handling = Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>;
+/// What the connection calls for each request (`crate::handler::handle`).
+pub(super) type Handler<F> = fn(http::Request<PeerBody>, Arc<Shared>, Arc<ConnInfo>) -> F;
 
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +56,8 @@ pub(super) enum Outcome {
     Upgrade,
 }
 
-/// One connection's HTTP/1.1 state.
-pub(super) struct Conn<IO> {
+/// One connection's HTTP/1.1 state. `F` is the handler's future.
+pub(super) struct Conn<IO, F> {
     pub(super) io: IO,
     /// Bytes read and not yet consumed.
     pub(super) rbuf: BytesMut,
@@ -68,19 +72,25 @@ pub(super) struct Conn<IO> {
     closing: bool,
     /// The connection answered a refused head itself.
     answered: bool,
-    /// Requests started on this connection value (compared between timer ticks).
+    /// The header map of the last response, kept for the next request's fields.
+    spare_headers: Option<http::HeaderMap>,
+    /// Requests started on this connection (compared between timer ticks).
     pub(super) started: u64,
     max_headers: usize,
     max_head_bytes: usize,
     request_id_header: HeaderName,
     shared: Arc<Shared>,
     info: Arc<ConnInfo>,
+    handler: Handler<F>,
+    /// The request's future while it runs. One allocation per round, reused by every request
+    /// of the round: a request's future is over a kilobyte, past `malloc`'s fast path.
+    handling: Pin<Box<Option<F>>>,
 }
 
 /// The request in flight.
 struct Exchange {
-    /// The handler's future, until it produced the response.
-    handling: Option<Handling>,
+    /// The handler's future (in [`Conn::handling`]) has not produced the response yet.
+    handling: bool,
     /// The request body, while there is more of it to read.
     feed: Option<Feed>,
     answering: Answering,
@@ -101,6 +111,9 @@ struct Feed {
     needs_read: bool,
     /// An item the busy slot did not take yet, and what follows once it does.
     unsent: Option<(BodyItem, FeedStep)>,
+    /// The response is written and nobody reads the rest of the body: it is read and dropped,
+    /// up to this many more bytes.
+    drain: Option<u64>,
 }
 
 struct Writing {
@@ -110,8 +123,18 @@ struct Writing {
     left: u64,
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
-    pub(super) fn new(io: IO, prefix: Bytes, shared: Arc<Shared>, info: Arc<ConnInfo>) -> Self {
+impl<IO, F> Conn<IO, F>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = Result<Response<ResponseBody>, Infallible>>,
+{
+    pub(super) fn new(
+        io: IO,
+        prefix: Bytes,
+        shared: Arc<Shared>,
+        info: Arc<ConnInfo>,
+        handler: Handler<F>,
+    ) -> Self {
         let (max_headers, max_head_bytes, request_id_header) = {
             let snapshot = shared.snapshots.load();
             let server = &snapshot.server;
@@ -133,12 +156,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             close_after_flush: false,
             closing: false,
             answered: false,
+            spare_headers: None,
             started: 0,
             max_headers,
             max_head_bytes,
             request_id_header,
             shared,
             info,
+            handler,
+            handling: Box::pin(None),
         }
     }
 
@@ -184,7 +210,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                 if self.closing {
                     self.close_after_flush = true;
                 } else if !self.rbuf.is_empty() {
-                    match request::parse(&mut self.rbuf, self.max_headers, self.max_head_bytes) {
+                    match request::parse(
+                        &mut self.rbuf,
+                        self.max_headers,
+                        self.max_head_bytes,
+                        &mut self.spare_headers,
+                    ) {
                         Ok(Some(head)) => {
                             self.start(head);
                             progress = true;
@@ -209,11 +240,24 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                 Poll::Pending => {}
             }
             let written = self.out.is_empty() && !self.needs_flush;
-            if written && self.exchange.as_ref().is_some_and(|ex| ex.done) {
-                if let Some(outcome) = self.finish_exchange() {
-                    return Poll::Ready(outcome);
+            if written
+                && let Some(ex) = self.exchange.as_mut()
+                && ex.done
+            {
+                if let Some(feed) = ex.feed.as_mut().filter(|_| ex.answering.keep_alive) {
+                    // The rest of the body stands between this response and the next
+                    // request: read and drop it (bounded), then go on.
+                    if feed.drain.is_none() {
+                        feed.drain = Some(DRAIN_LIMIT);
+                        feed.continue_pending = false;
+                        progress = true;
+                    }
+                } else {
+                    if let Some(outcome) = self.finish_exchange() {
+                        return Poll::Ready(outcome);
+                    }
+                    progress = true;
                 }
-                progress = true;
             }
             if written && self.close_after_flush {
                 return Poll::Ready(if self.answered || !self.rbuf.is_empty() {
@@ -296,21 +340,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             keep_alive: keep_alive && !self.closing,
         };
         let request = http::Request::from_parts(parts, body);
-        let handling: Handling = Box::pin(futures_util::FutureExt::map(
-            crate::handler::handle(request, self.shared.clone(), self.info.clone()),
-            |r| match r {
-                Ok(response) => response,
-                Err(never) => match never {},
-            },
-        ));
+        self.handling.set(Some((self.handler)(
+            request,
+            self.shared.clone(),
+            self.info.clone(),
+        )));
         self.exchange = Some(Exchange {
-            handling: Some(handling),
+            handling: true,
             feed: feed.map(|(decoder, tx)| Feed {
                 decoder,
                 tx,
                 continue_pending: expect_continue,
                 needs_read: false,
                 unsent: None,
+                drain: None,
             }),
             answering,
             upgrade,
@@ -325,12 +368,28 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             return Ok(false);
         };
         let mut progress = false;
-        if let Some(handling) = &mut ex.handling
-            && let Poll::Ready(response) = handling.as_mut().poll(cx)
+        if ex.handling
+            && let Some(handling) = self.handling.as_mut().as_pin_mut()
+            && let Poll::Ready(result) = handling.poll(cx)
         {
-            ex.handling = None;
+            ex.handling = false;
+            self.handling.set(None);
+            let response = match result {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
             let (parts, body) = response.into_parts();
             if let Some(feed) = &mut ex.feed {
+                // Whether the connection can carry another request once this one is answered
+                // depends on the rest of the body: a client told to wait for `100 Continue`
+                // that never came may or may not send it, and a body nobody will read must
+                // be small enough to drain. Otherwise the response says `connection: close`.
+                let unsure = feed.continue_pending
+                    || (feed.tx.is_dropped()
+                        && feed.decoder.remaining().is_none_or(|n| n > DRAIN_LIMIT));
+                if unsure {
+                    ex.answering.keep_alive = false;
+                }
                 // Answered without the body: the client must not be invited to send it.
                 feed.continue_pending = false;
             }
@@ -343,6 +402,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             );
             ex.answering.keep_alive = keep_alive;
             ex.upgrade &= parts.status == StatusCode::SWITCHING_PROTOCOLS;
+            self.spare_headers = tollgate_upstream::recycle::keep(parts.headers);
             self.out.push(self.scratch.split().freeze());
             if framing == BodyOut::None {
                 ex.done = true;
@@ -389,27 +449,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         if ex.upgrade {
             return Some(Outcome::Upgrade);
         }
-        let mut unread = false;
-        if let Some(mut feed) = ex.feed {
-            // The body was not (all) read. What is already buffered can be skipped; more
-            // than that would have to be waited for: close instead.
-            drop(feed.tx);
-            loop {
-                match feed.decoder.decode(&mut self.rbuf) {
-                    Ok(Decoded::Data(_) | Decoded::Trailers(_)) => {}
-                    Ok(Decoded::End) => break,
-                    Ok(Decoded::NeedMore) | Err(_) => {
-                        unread = true;
-                        break;
-                    }
-                }
-            }
-        }
-        if unread || !self.rbuf.is_empty() && !ex.answering.keep_alive {
+        if ex.feed.is_some() {
+            // The body was not all read and will not be: the client may still be sending it.
             return Some(Outcome::Linger);
         }
         if !ex.answering.keep_alive {
-            return Some(Outcome::Shutdown);
+            return Some(if self.rbuf.is_empty() {
+                Outcome::Shutdown
+            } else {
+                Outcome::Linger
+            });
         }
         None
     }
@@ -517,6 +566,9 @@ fn poll_feed(
     cx: &mut Context<'_>,
 ) -> FeedStep {
     feed.needs_read = false;
+    if let Some(budget) = &mut feed.drain {
+        return drain(&mut feed.decoder, budget, &mut feed.needs_read, rbuf);
+    }
     if let Some((item, then)) = feed.unsent.take() {
         return hand_over(feed, item, then, cx);
     }
@@ -554,6 +606,33 @@ fn poll_feed(
             FeedStep::Failed,
             cx,
         ),
+    }
+}
+
+/// Reads and drops what is buffered of a body nobody reads, within `budget` bytes.
+fn drain(
+    decoder: &mut BodyDecoder,
+    budget: &mut u64,
+    needs_read: &mut bool,
+    rbuf: &mut BytesMut,
+) -> FeedStep {
+    let mut step = FeedStep::Waiting;
+    loop {
+        match decoder.decode(rbuf) {
+            Ok(Decoded::Data(data)) => match budget.checked_sub(data.len() as u64) {
+                Some(left) => {
+                    *budget = left;
+                    step = FeedStep::Progress;
+                }
+                None => return FeedStep::Failed,
+            },
+            Ok(Decoded::Trailers(_) | Decoded::End) => return FeedStep::Finished,
+            Ok(Decoded::NeedMore) => {
+                *needs_read = true;
+                return step;
+            }
+            Err(_) => return FeedStep::Failed,
+        }
     }
 }
 

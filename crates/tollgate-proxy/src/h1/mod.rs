@@ -105,7 +105,13 @@ async fn serve_round<IO: Parkable>(
     first: bool,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Round<IO> {
-    let mut conn = Conn::new(stream, prefix, shared.clone(), info.clone());
+    let mut conn = Conn::new(
+        stream,
+        prefix,
+        shared.clone(),
+        info.clone(),
+        crate::handler::handle,
+    );
     // A round that starts inside a head (the first request, or bytes read before parking)
     // counts its time against `client_header` at once.
     let mut head_open = first || !conn.rbuf.is_empty();

@@ -14,6 +14,11 @@ use tollgate_upstream::codec::{Lengths, ends_with_chunked};
 
 /// Header slots kept on the stack; a configured limit above this parses into a heap buffer.
 const STACK_HEADERS: usize = 128;
+/// Spans of fields kept on the stack (zeroed per request, so fewer than the parser's slots).
+const STACK_SPANS: usize = 32;
+/// Room left in a request's header map for the fields the gateway adds (forwarding headers,
+/// request id), so that adding them does not grow the map.
+const ADDED_HEADERS: usize = 8;
 /// Longest request target `http::Uri` takes.
 const MAX_URI: usize = u16::MAX as usize - 1;
 
@@ -64,22 +69,22 @@ struct Layout {
     count: usize,
 }
 
-/// Room for the `(name, value)` spans: on the stack up to [`STACK_HEADERS`].
+/// Room for the `(name, value)` spans: on the stack up to [`STACK_SPANS`].
 struct Spans {
-    stack: [(Span, Span); STACK_HEADERS],
+    stack: [(Span, Span); STACK_SPANS],
     heap: Vec<(Span, Span)>,
 }
 
 impl Spans {
     fn new() -> Self {
         Self {
-            stack: [((0, 0), (0, 0)); STACK_HEADERS],
+            stack: [((0, 0), (0, 0)); STACK_SPANS],
             heap: Vec::new(),
         }
     }
 
     fn get_mut(&mut self, count: usize) -> &mut [(Span, Span)] {
-        if count <= STACK_HEADERS {
+        if count <= STACK_SPANS {
             &mut self.stack[..count]
         } else {
             self.heap.resize(count, ((0, 0), (0, 0)));
@@ -89,10 +94,12 @@ impl Spans {
 }
 
 /// Parses a request head from the front of `buf`, removing it. `Ok(None)`: more bytes needed.
+/// `spare`: a header map to fill instead of allocating one (taken only for a complete head).
 pub(super) fn parse(
     buf: &mut BytesMut,
     max_headers: usize,
     max_bytes: usize,
+    spare: &mut Option<HeaderMap>,
 ) -> Result<Option<Head>, HeadError> {
     let mut spans = Spans::new();
     let Some(layout) = layout(buf, max_headers, max_bytes, &mut spans)? else {
@@ -102,7 +109,8 @@ pub(super) fn parse(
     let range = |(a, b): Span| a as usize..b as usize;
     let uri = Uri::from_maybe_shared(raw.slice(range(layout.target)))
         .map_err(|_| HeadError::Malformed("invalid request target"))?;
-    let mut headers = HeaderMap::with_capacity(layout.count);
+    let mut headers =
+        tollgate_upstream::recycle::header_map(spare.take(), layout.count + ADDED_HEADERS);
     let mut seen = Seen::default();
     for &(name, value) in spans.get_mut(layout.count).iter() {
         let name = HeaderName::from_bytes(&raw[range(name)])
@@ -264,7 +272,7 @@ mod tests {
 
     fn parse_str(text: &str) -> Result<Option<Head>, HeadError> {
         let mut buf = BytesMut::from(text);
-        parse(&mut buf, 100, 32 * 1024)
+        parse(&mut buf, 100, 32 * 1024, &mut None)
     }
 
     #[test]
@@ -272,14 +280,14 @@ mod tests {
         let mut buf = BytesMut::from(
             "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\n\r\nPOST /next HTTP/1.1\r\n",
         );
-        let head = parse(&mut buf, 100, 1024).unwrap().unwrap();
+        let head = parse(&mut buf, 100, 1024, &mut None).unwrap().unwrap();
         assert_eq!(head.parts.method, Method::GET);
         assert_eq!(head.parts.uri, "/a?b=1");
         assert_eq!(head.parts.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(head.framing, BodyFraming::None);
         assert!(head.keep_alive && !head.expect_continue && !head.upgrade);
         assert_eq!(&buf[..], b"POST /next HTTP/1.1\r\n");
-        assert!(parse(&mut buf, 100, 1024).unwrap().is_none());
+        assert!(parse(&mut buf, 100, 1024, &mut None).unwrap().is_none());
     }
 
     #[test]
@@ -334,11 +342,14 @@ mod tests {
         let many = format!("GET / HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(101));
         assert_eq!(parse_str(&many).unwrap_err(), HeadError::TooManyHeaders);
         let mut big = BytesMut::from(format!("GET / HTTP/1.1\r\nA: {}", "x".repeat(2000)).as_str());
-        assert_eq!(parse(&mut big, 100, 1024).unwrap_err(), HeadError::TooLarge);
+        assert_eq!(
+            parse(&mut big, 100, 1024, &mut None).unwrap_err(),
+            HeadError::TooLarge
+        );
         let many_allowed = format!("GET / HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(200));
         let mut buf = BytesMut::from(many_allowed.as_str());
         assert_eq!(
-            parse(&mut buf, 300, 32 * 1024)
+            parse(&mut buf, 300, 32 * 1024, &mut None)
                 .unwrap()
                 .unwrap()
                 .parts

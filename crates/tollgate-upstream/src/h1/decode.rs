@@ -71,7 +71,12 @@ pub(crate) struct Head {
 /// Parses a final response head from the front of `buf`, removing it (and any interim 1xx
 /// responses before it). `Ok(None)`: more bytes are needed. `head_request`: the request was
 /// `HEAD`, so the response has no body whatever its headers say.
-pub(crate) fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, ProtocolError> {
+/// `spare`: a header map to fill instead of allocating one (the request's, once sent).
+pub(crate) fn head(
+    buf: &mut BytesMut,
+    head_request: bool,
+    spare: &mut Option<HeaderMap>,
+) -> Result<Option<Head>, ProtocolError> {
     loop {
         // Offsets of each name and value in `buf`, recorded so the head can be split off
         // and the values sliced from it without copying.
@@ -129,7 +134,8 @@ pub(crate) fn head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head
             .filter(|r| !r.is_empty() && Some(*r) != status.canonical_reason())
             .map(|r| Bytes::copy_from_slice(r.as_bytes()));
         let raw = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(count);
+        // Room for the fields the gateway adds to a response (request id, deprecation).
+        let mut headers = crate::recycle::header_map(spare.take(), count + 3);
         // The framing headers are noted while the map is built (no lookups afterwards).
         let mut framing = Framing::default();
         for &(n0, n1, v0, v1) in &spans[..count] {
@@ -235,7 +241,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, head_request: bool) -> Result<Option<Head>, ProtocolError> {
-        head(&mut BytesMut::from(text), head_request)
+        head(&mut BytesMut::from(text), head_request, &mut None)
     }
 
     #[test]
@@ -268,7 +274,7 @@ mod tests {
         let mut buf = BytesMut::from(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Made\r\nContent-Length: 0\r\n\r\n",
         );
-        let h = head(&mut buf, false).unwrap().unwrap();
+        let h = head(&mut buf, false, &mut None).unwrap().unwrap();
         assert_eq!(h.parts.status, 201);
         assert!(buf.is_empty());
         let phrase = h

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
 use http_body::Body;
 use tokio::io::AsyncWrite;
 use tollgate_plugin_api::{BodyError, ProxyBody};
@@ -67,6 +68,8 @@ pub(crate) struct Exchange {
     /// Whether any response byte arrived (a request answered by nothing may be replayed).
     pub(crate) read_any: bool,
     head_request: bool,
+    /// The request's header map, sent already: filled with the response's fields.
+    spare: Option<HeaderMap>,
 }
 
 impl Exchange {
@@ -91,7 +94,14 @@ impl Exchange {
             rbuf: BytesMut::with_capacity(FIRST_READ),
             read_any: false,
             head_request,
+            spare: None,
         }
+    }
+
+    /// Gives the exchange a header map to fill with the response's fields (no allocation).
+    pub(crate) fn with_spare(mut self, spare: HeaderMap) -> Self {
+        self.spare = Some(spare);
+        self
     }
 
     /// Drives the exchange until the final response head is in.
@@ -101,7 +111,8 @@ impl Exchange {
                 return Poll::Ready(Err(e));
             }
             if !self.rbuf.is_empty()
-                && let Some(head) = decode::head(&mut self.rbuf, self.head_request)?
+                && let Some(head) =
+                    decode::head(&mut self.rbuf, self.head_request, &mut self.spare)?
             {
                 return Poll::Ready(Ok(head));
             }

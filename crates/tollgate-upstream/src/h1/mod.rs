@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response};
 use tollgate_plugin_api::ProxyBody;
 
 pub use decode::ProtocolError;
@@ -78,6 +78,8 @@ pub(crate) struct Prepared {
     body: ProxyBody,
     framing: Framing,
     method: Method,
+    /// The request's header map, encoded already: reused for the response's fields.
+    spare: HeaderMap,
 }
 
 impl Prepared {
@@ -91,6 +93,7 @@ impl Prepared {
             body,
             framing,
             method: parts.method,
+            spare: parts.headers,
         })
     }
 
@@ -106,6 +109,7 @@ impl Prepared {
             body: ProxyBody::Empty,
             framing: Framing::Empty,
             method: self.method.clone(),
+            spare: HeaderMap::new(),
         }
     }
 }
@@ -128,7 +132,8 @@ pub(crate) async fn send(
 ) -> Result<Response<ProxyBody>, Failed> {
     let retry = may_retry.then(|| req.copy());
     let head_request = req.method == Method::HEAD;
-    let mut exchange = Exchange::new(io, req.head, req.body, req.framing, head_request);
+    let mut exchange =
+        Exchange::new(io, req.head, req.body, req.framing, head_request).with_spare(req.spare);
     let head = match poll_fn(|cx| exchange.poll_head(cx)).await {
         Ok(head) => head,
         Err(error) => {

@@ -204,6 +204,19 @@ def test_http2_headers_over_the_limit_are_refused(gateway_factory, origin):
     assert origin.requests == []
 
 
+def test_http2_header_block_a_little_over_the_limit_gets_the_json_431(gateway_factory, origin):
+    gw = gateway_factory(one_route(origin, server={"limits": {"max_header_bytes": 4096}}))
+    with httpx.Client(http1=False, http2=True) as c:
+        r = c.get(gw.proxy_url + "/echo/x", headers={"x-big": "a" * 6000})
+        assert r.http_version == "HTTP/2"
+        assert r.status_code == 431
+        err = assert_json_error(r.content, "headers_too_large")
+        assert r.headers["x-request-id"] == err["request_id"]
+        # Within the limit, the same connection still serves.
+        assert c.get(gw.proxy_url + "/echo/y", headers={"x-small": "a" * 100}).status_code == 200
+    assert [rec.path for rec in origin.requests] == ["/echo/y"]
+
+
 def test_slow_request_head_times_out(gateway_factory, origin):
     gw = gateway_factory(one_route(origin, server={"timeouts": {"client_header": "1s"}}))
     with RawConnection("127.0.0.1", gw.proxy_port) as c:

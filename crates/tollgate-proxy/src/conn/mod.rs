@@ -91,7 +91,14 @@ fn http2_builder(snapshot: &Snapshot) -> hyper::server::conn::http2::Builder<Tok
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(server.limits.max_header_bytes).unwrap_or(u32::MAX))
+        // Twice the limit (HPACK counts 32 bytes per field on top of name and value): a block
+        // a little over `max_header_bytes` reaches the pipeline's own check, which answers
+        // `431` with the JSON error body; only one far over it is refused by hyper's HTTP/2
+        // layer (an empty `431`).
+        .max_header_list_size(
+            u32::try_from(server.limits.max_header_bytes.saturating_mul(2) + 4096)
+                .unwrap_or(u32::MAX),
+        )
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));

@@ -17,13 +17,14 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderName, Response, StatusCode};
 use http_body::Body;
-use http_body::Frame;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tollgate_plugin_api::{BodyError, BodyItem, BodySender, GatewayError, PeerBody, streamed};
-use tollgate_upstream::codec::{BodyDecoder, BodyFraming as Decoding, Decoded, Out, SEGMENTS};
+use tollgate_plugin_api::{GatewayError, PeerBody, streamed};
+use tollgate_upstream::codec::{BodyDecoder, BodyFraming as Decoding, Out, SEGMENTS};
 
+use super::feed::{DRAIN_LIMIT, Feed, FeedStep, poll_feed};
 use super::request::{self, BodyFraming, Head, HeadError};
 use super::response::{self, Answering, BodyOut};
+use super::write::{Writing, poll_body};
 use crate::conn::ConnInfo;
 use crate::response_body::ResponseBody;
 use crate::server::Shared;
@@ -32,11 +33,6 @@ use crate::server::Shared;
 const FIRST_READ: usize = 4096;
 /// Read size while a request body streams in.
 const BODY_READ: usize = 16 * 1024;
-/// Most bytes of an unread request body drained to keep the connection; a larger rest closes it.
-const DRAIN_LIMIT: u64 = 64 * 1024;
-/// The interim answer to `Expect: 100-continue`.
-const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-const CRLF: &[u8] = b"\r\n";
 
 /// What the connection calls for each request (`crate::handler::handle`).
 pub(super) type Handler<F> = fn(http::Request<PeerBody>, Arc<Shared>, Arc<ConnInfo>) -> F;
@@ -100,27 +96,6 @@ struct Exchange {
     writing: Option<Writing>,
     /// The whole response is queued in `out`.
     done: bool,
-}
-
-struct Feed {
-    decoder: BodyDecoder,
-    tx: BodySender,
-    /// `Expect: 100-continue` not answered yet: answered at the first demand for the body.
-    continue_pending: bool,
-    /// The consumer waits and the buffer holds no more of the body: read.
-    needs_read: bool,
-    /// An item the busy slot did not take yet, and what follows once it does.
-    unsent: Option<(BodyItem, FeedStep)>,
-    /// The response is written and nobody reads the rest of the body: it is read and dropped,
-    /// up to this many more bytes.
-    drain: Option<u64>,
-}
-
-struct Writing {
-    body: ResponseBody,
-    framing: BodyOut,
-    /// Bytes still to send for `BodyOut::Length`.
-    left: u64,
 }
 
 impl<IO, F> Conn<IO, F>
@@ -543,181 +518,4 @@ where
         }
         Poll::Ready(Ok(wrote))
     }
-}
-
-/// What feeding the request body did.
-#[derive(Debug, Clone, Copy)]
-enum FeedStep {
-    /// Nothing to do until the consumer asks or bytes arrive.
-    Waiting,
-    Progress,
-    /// The whole body was handed over.
-    Finished,
-    /// The body is malformed; the consumer got the error.
-    Failed,
-}
-
-/// Hands the consumer the next piece of the request body when it asks for one.
-fn poll_feed(
-    feed: &mut Feed,
-    rbuf: &mut BytesMut,
-    out: &mut Out,
-    responding: bool,
-    cx: &mut Context<'_>,
-) -> FeedStep {
-    feed.needs_read = false;
-    if let Some(budget) = &mut feed.drain {
-        return drain(&mut feed.decoder, budget, &mut feed.needs_read, rbuf);
-    }
-    if let Some((item, then)) = feed.unsent.take() {
-        return hand_over(feed, item, then, cx);
-    }
-    if feed.tx.is_dropped() || !feed.tx.poll_wanted(cx) {
-        return FeedStep::Waiting;
-    }
-    let mut step = FeedStep::Waiting;
-    if feed.continue_pending {
-        feed.continue_pending = false;
-        if !responding && out.room() > 0 {
-            out.push(Bytes::from_static(CONTINUE));
-            step = FeedStep::Progress;
-        }
-    }
-    match feed.decoder.decode(rbuf) {
-        Ok(Decoded::Data(data)) => {
-            let then = if feed.decoder.remaining() == Some(0) {
-                FeedStep::Finished
-            } else {
-                FeedStep::Progress
-            };
-            hand_over(feed, Ok(Frame::data(data)), then, cx)
-        }
-        Ok(Decoded::Trailers(trailers)) => {
-            hand_over(feed, Ok(Frame::trailers(trailers)), FeedStep::Finished, cx)
-        }
-        Ok(Decoded::End) => FeedStep::Finished,
-        Ok(Decoded::NeedMore) => {
-            feed.needs_read = true;
-            step
-        }
-        Err(e) => hand_over(
-            feed,
-            Err(BodyError::Client(Box::new(e))),
-            FeedStep::Failed,
-            cx,
-        ),
-    }
-}
-
-/// Reads and drops what is buffered of a body nobody reads, within `budget` bytes.
-fn drain(
-    decoder: &mut BodyDecoder,
-    budget: &mut u64,
-    needs_read: &mut bool,
-    rbuf: &mut BytesMut,
-) -> FeedStep {
-    let mut step = FeedStep::Waiting;
-    loop {
-        match decoder.decode(rbuf) {
-            Ok(Decoded::Data(data)) => match budget.checked_sub(data.len() as u64) {
-                Some(left) => {
-                    *budget = left;
-                    step = FeedStep::Progress;
-                }
-                None => return FeedStep::Failed,
-            },
-            Ok(Decoded::Trailers(_) | Decoded::End) => return FeedStep::Finished,
-            Ok(Decoded::NeedMore) => {
-                *needs_read = true;
-                return step;
-            }
-            Err(_) => return FeedStep::Failed,
-        }
-    }
-}
-
-/// Sends `item`, or keeps it for the next poll when the slot is busy.
-fn hand_over(feed: &mut Feed, item: BodyItem, then: FeedStep, cx: &mut Context<'_>) -> FeedStep {
-    match feed.tx.send(item) {
-        Ok(()) => then,
-        Err(item) => {
-            feed.unsent = Some((item, then));
-            cx.waker().wake_by_ref();
-            FeedStep::Waiting
-        }
-    }
-}
-
-/// Queues what the response body has ready, as far as `out` has room. `Err`: abort.
-fn poll_body(
-    w: &mut Writing,
-    done: &mut bool,
-    out: &mut Out,
-    scratch: &mut BytesMut,
-    cx: &mut Context<'_>,
-) -> Result<bool, ()> {
-    let mut progress = false;
-    while out.room() >= 3 {
-        match Pin::new(&mut w.body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                progress = true;
-                match frame.into_data() {
-                    Ok(mut data) => {
-                        if data.is_empty() {
-                            continue;
-                        }
-                        match w.framing {
-                            BodyOut::Length(_) => {
-                                // Never more than was declared.
-                                let n = data
-                                    .len()
-                                    .min(usize::try_from(w.left).unwrap_or(usize::MAX));
-                                data.truncate(n);
-                                w.left -= n as u64;
-                                out.push(data);
-                                if w.left == 0 {
-                                    *done = true;
-                                    return Ok(true);
-                                }
-                            }
-                            BodyOut::Chunked => {
-                                response::chunk_size(data.len(), scratch);
-                                out.push(scratch.split().freeze());
-                                out.push(data);
-                                out.push(Bytes::from_static(CRLF));
-                            }
-                            BodyOut::UntilClose | BodyOut::None => out.push(data),
-                        }
-                    }
-                    Err(frame) => {
-                        if w.framing == BodyOut::Chunked {
-                            response::last_chunk(frame.trailers_ref(), scratch);
-                            out.push(scratch.split().freeze());
-                        } else if let BodyOut::Length(1..) = w.framing {
-                            return Err(());
-                        }
-                        *done = true;
-                        return Ok(true);
-                    }
-                }
-            }
-            Poll::Ready(Some(Err(_))) => return Err(()),
-            Poll::Ready(None) => {
-                match w.framing {
-                    BodyOut::Chunked => {
-                        response::last_chunk(None, scratch);
-                        out.push(scratch.split().freeze());
-                    }
-                    // The body ended short of its declared length: the client must not
-                    // take what it got for the whole.
-                    BodyOut::Length(_) if w.left > 0 => return Err(()),
-                    _ => {}
-                }
-                *done = true;
-                return Ok(true);
-            }
-            Poll::Pending => break,
-        }
-    }
-    Ok(progress)
 }

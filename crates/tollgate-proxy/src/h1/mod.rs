@@ -5,8 +5,9 @@
 //! connection is being served; on a proxy's short request/response exchanges that machinery was
 //! the largest part of the user-space work per request. Here the connection's task parses the
 //! head ([`request`]), polls the request's future itself, feeds the request body on demand, and
-//! writes the response head and body with vectored writes ([`response`]), in one state machine
-//! ([`conn`]).
+//! writes the response head and body with vectored writes ([`response`], [`write`]), in one
+//! state machine ([`conn`]); the request body goes to its consumer only when asked for
+//! ([`feed`]).
 //!
 //! Its own parser also means its own rules for bad input, where hyper's were fixed: both
 //! `Content-Length` and `Transfer-Encoding` is refused with `400` rather than framed by the
@@ -17,8 +18,10 @@
 //! the buffers of idle keep-alive connections.
 
 mod conn;
+mod feed;
 mod request;
 mod response;
+mod write;
 
 use std::future::poll_fn;
 use std::sync::Arc;

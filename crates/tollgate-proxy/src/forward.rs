@@ -151,9 +151,11 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if client_upgrade {
-            // The connection driver tunnels once the 101 is written.
-            conn.hand_over_upgrade(hyper::upgrade::on(&mut response));
-            let (parts, _) = response.into_parts();
+            // The upstream's side rides in the response; the HTTP/1.1 connection takes it and
+            // tunnels once the 101 is written.
+            let upstream = hyper::upgrade::on(&mut response);
+            let (mut parts, _) = response.into_parts();
+            parts.extensions.insert(upstream);
             return Ok(Response::from_parts(parts, ProxyBody::Empty));
         }
         return Err(errors::upstream_failed(

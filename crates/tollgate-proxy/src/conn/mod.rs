@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -36,24 +35,6 @@ pub(crate) struct ConnInfo {
     pub(crate) tls: bool,
     pub(crate) worker: usize,
     pub(crate) activity: Arc<Activity>,
-    /// The upstream side of a protocol upgrade, handed to the HTTP/1.1 connection, which
-    /// tunnels it once the `101` response is written.
-    upgrade: tokio::sync::Mutex<Option<OnUpgrade>>,
-}
-
-impl ConnInfo {
-    /// Hands the upstream side of an upgrade to the connection driver.
-    pub(crate) fn hand_over_upgrade(&self, upstream: OnUpgrade) {
-        match self.upgrade.try_lock() {
-            Ok(mut slot) => *slot = Some(upstream),
-            // Only this connection's single in-flight HTTP/1.1 request touches the slot.
-            Err(_) => tracing::warn!("protocol upgrade dropped: upgrade slot busy"),
-        }
-    }
-
-    pub(crate) fn take_upgrade(&self) -> Option<OnUpgrade> {
-        self.upgrade.try_lock().ok().and_then(|mut s| s.take())
-    }
 }
 
 /// Requests in flight on a connection and how many have started, for the idle timeout. No
@@ -130,7 +111,6 @@ pub(crate) fn serve(
         tls,
         worker,
         activity: Arc::new(Activity::default()),
-        upgrade: tokio::sync::Mutex::new(None),
     });
     let timeouts = timeouts(&shared.snapshots.load());
     async move {

@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderName, Response, StatusCode};
 use http_body::Body;
+use hyper::upgrade::OnUpgrade;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tollgate_plugin_api::{GatewayError, PeerBody, streamed};
 use tollgate_upstream::codec::{BodyDecoder, BodyFraming as Decoding, Out, SEGMENTS};
@@ -38,7 +39,7 @@ const BODY_READ: usize = 16 * 1024;
 pub(super) type Handler<F> = fn(http::Request<PeerBody>, Arc<Shared>, Arc<ConnInfo>) -> F;
 
 /// How a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) enum Outcome {
     /// Drop it: the client closed or failed, or a response could not be completed.
     Abort,
@@ -48,8 +49,9 @@ pub(super) enum Outcome {
     /// client may be sending still (an unread body, a refused head), and unread bytes would
     /// make the kernel answer with a reset that can destroy the response just written.
     Linger,
-    /// A `101` was written: the connection now belongs to the upgraded protocol.
-    Upgrade,
+    /// A `101` was written: the connection now belongs to the upgraded protocol, tunnelled
+    /// to the upstream's side of it.
+    Upgrade(OnUpgrade),
 }
 
 /// One connection's HTTP/1.1 state. `F` is the handler's future.
@@ -92,6 +94,8 @@ struct Exchange {
     answering: Answering,
     /// The client asked to switch protocols.
     upgrade: bool,
+    /// The upstream's side of a switch, once its `101` is being written.
+    upgraded: Option<OnUpgrade>,
     /// The response body being written, once the head is queued.
     writing: Option<Writing>,
     /// The whole response is queued in `out`.
@@ -332,6 +336,7 @@ where
             }),
             answering,
             upgrade,
+            upgraded: None,
             writing: None,
             done: false,
         });
@@ -353,7 +358,10 @@ where
                 Ok(response) => response,
                 Err(never) => match never {},
             };
-            let (parts, body) = response.into_parts();
+            let (mut parts, body) = response.into_parts();
+            if ex.upgrade && parts.status == StatusCode::SWITCHING_PROTOCOLS {
+                ex.upgraded = parts.extensions.remove::<OnUpgrade>();
+            }
             if let Some(feed) = &mut ex.feed {
                 // Whether the connection can carry another request once this one is answered
                 // depends on the rest of the body: a client told to wait for `100 Continue`
@@ -375,8 +383,10 @@ where
                 ex.answering,
                 &mut self.scratch,
             );
-            ex.answering.keep_alive = keep_alive;
-            ex.upgrade &= parts.status == StatusCode::SWITCHING_PROTOCOLS;
+            // A `101` without an upstream to switch to (none was asked for, or a policy
+            // answered it) cannot be followed by more HTTP on this connection.
+            ex.answering.keep_alive = keep_alive
+                && (parts.status != StatusCode::SWITCHING_PROTOCOLS || ex.upgraded.is_some());
             self.spare_headers = tollgate_upstream::recycle::keep(parts.headers);
             self.out.push(self.scratch.split().freeze());
             if framing == BodyOut::None {
@@ -421,8 +431,8 @@ where
     /// The response is written: go on with the next request, or end the connection.
     fn finish_exchange(&mut self) -> Option<Outcome> {
         let ex = self.exchange.take()?;
-        if ex.upgrade {
-            return Some(Outcome::Upgrade);
+        if let Some(upstream) = ex.upgraded {
+            return Some(Outcome::Upgrade(upstream));
         }
         if ex.feed.is_some() {
             // The body was not all read and will not be: the client may still be sending it.

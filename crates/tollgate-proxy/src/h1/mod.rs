@@ -158,11 +158,9 @@ async fn serve_round<IO: Parkable>(
         }
     };
     match outcome {
-        Outcome::Upgrade => {
-            if let Some(upstream) = info.take_upgrade() {
-                let read = conn.rbuf.split().freeze();
-                crate::upgrade::tunnel(Rewind::new(read, conn.io), upstream);
-            }
+        Outcome::Upgrade(upstream) => {
+            let read = conn.rbuf.split().freeze();
+            crate::upgrade::tunnel(Rewind::new(read, conn.io), upstream);
         }
         Outcome::Linger => linger(conn.io).await,
         Outcome::Shutdown => {

@@ -350,9 +350,10 @@ pub(crate) fn host_of(parts: &request::Parts) -> Option<&str> {
     Some(raw.split_once(':').map_or(raw, |(h, _)| h))
 }
 
-/// Refuses what RFC 9112 makes ambiguous or invalid even when the parser let it through: a
-/// request with both `Content-Length` and `Transfer-Encoding` (a request smuggling vector), and
-/// an HTTP/1.1 request without `Host`.
+/// Refuses an HTTP/1.1 request without `Host`, and, as a guard for requests that reach the
+/// pipeline by another path than the two parsers (which refuse it already: Tollgate's HTTP/1.1
+/// parser with `400`, HTTP/2's as malformed), one with both `Content-Length` and
+/// `Transfer-Encoding` (a request smuggling vector).
 fn check_framing(parts: &request::Parts) -> Result<(), GatewayError> {
     if parts.headers.contains_key(header::TRANSFER_ENCODING)
         && parts.headers.contains_key(header::CONTENT_LENGTH)

@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version, request};
-use tollgate_upstream::codec::{Lengths, ends_with_chunked};
+use tollgate_upstream::codec::{ConnectionOptions, Lengths, ends_with_chunked};
 
 /// Header slots kept on the stack; a configured limit above this parses into a heap buffer.
 const STACK_HEADERS: usize = 128;
@@ -132,7 +132,7 @@ pub(super) fn parse(
     Ok(Some(Head {
         parts,
         framing,
-        keep_alive: !seen.close && (http11 || seen.keep_alive),
+        keep_alive: !seen.connection.close && (http11 || seen.connection.keep_alive),
         expect_continue: http11 && seen.expect_continue,
         upgrade: http11 && seen.upgrade,
     }))
@@ -219,8 +219,7 @@ struct Seen {
     has_length: bool,
     /// Whether the last `Transfer-Encoding` seen ends in `chunked`, if there was one.
     chunked: Option<bool>,
-    close: bool,
-    keep_alive: bool,
+    connection: ConnectionOptions,
     expect_continue: bool,
     upgrade: bool,
 }
@@ -235,11 +234,7 @@ impl Seen {
         } else if name == header::TRANSFER_ENCODING {
             self.chunked = Some(ends_with_chunked(value));
         } else if name == header::CONNECTION {
-            for token in value.as_bytes().split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
+            self.connection.add(value);
         } else if name == header::EXPECT {
             self.expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
         } else if name == header::UPGRADE {

@@ -8,10 +8,10 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{StatusCode, response};
 use http_body::SizeHint;
-use tollgate_upstream::codec::Lengths;
+use tollgate_upstream::codec::{ConnectionOptions, Lengths};
 
 /// How the response body goes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +45,8 @@ pub(super) fn head(
     out: &mut BytesMut,
 ) -> (BodyOut, bool) {
     let status = parts.status;
-    let mut keep_alive = req.keep_alive;
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.extend_from_slice(b" ");
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    let mut connection = ConnectionOptions::default();
+    status_line(status, out);
 
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     let mut lengths = Lengths::default();
@@ -64,17 +60,16 @@ pub(super) fn head(
             bad_length |= lengths.add(value).is_err();
         } else if name == header::TRANSFER_ENCODING {
         } else if name == header::CONNECTION {
-            keep_alive &= !has_token(value, b"close");
+            connection.add(value);
         } else {
             date |= name == header::DATE;
             write_field(out, name.as_str().as_bytes(), value.as_bytes());
         }
     }
     if !date {
-        out.extend_from_slice(b"date: ");
-        with_date(|d| out.extend_from_slice(d));
-        out.extend_from_slice(b"\r\n");
+        write_date(out);
     }
+    let mut keep_alive = req.keep_alive && !connection.close;
     let declared = if bad_length { None } else { lengths.value };
     if switching {
         out.extend_from_slice(b"\r\n");
@@ -122,19 +117,27 @@ pub(super) fn own_head(
     len: usize,
     out: &mut BytesMut,
 ) {
+    status_line(status, out);
+    for (name, value) in extra {
+        write_field(out, name, value);
+    }
+    write_date(out);
+    write_length(out, len as u64);
+    out.extend_from_slice(b"connection: close\r\n\r\n");
+}
+
+fn status_line(status: StatusCode, out: &mut BytesMut) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in extra {
-        write_field(out, name, value);
-    }
+}
+
+fn write_date(out: &mut BytesMut) {
     out.extend_from_slice(b"date: ");
     with_date(|d| out.extend_from_slice(d));
     out.extend_from_slice(b"\r\n");
-    write_length(out, len as u64);
-    out.extend_from_slice(b"connection: close\r\n\r\n");
 }
 
 fn write_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
@@ -175,13 +178,6 @@ pub(super) fn last_chunk(trailers: Option<&http::HeaderMap>, out: &mut BytesMut)
         write_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-}
-
-fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
-    value
-        .as_bytes()
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 thread_local! {
@@ -309,7 +305,7 @@ mod tests {
         let mut out = BytesMut::new();
         chunk_size(0x1a2, &mut out);
         let mut trailers = http::HeaderMap::new();
-        trailers.insert("x-sum", HeaderValue::from_static("9"));
+        trailers.insert("x-sum", http::HeaderValue::from_static("9"));
         last_chunk(Some(&trailers), &mut out);
         assert_eq!(&out[..], b"1a2\r\n0\r\nx-sum: 9\r\n\r\n");
     }

@@ -9,7 +9,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version, response};
 
-use super::encode::{Lengths, ends_with_chunked};
+use super::encode::{ConnectionOptions, Lengths, ends_with_chunked};
 
 /// Most header fields a response (or its trailers) may have.
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -164,8 +164,7 @@ struct Framing {
     lengths: Lengths,
     /// Whether the last `Transfer-Encoding` seen ends in `chunked`, if there was one.
     chunked: Option<bool>,
-    close: bool,
-    keep_alive: bool,
+    connection: ConnectionOptions,
 }
 
 impl Framing {
@@ -177,11 +176,7 @@ impl Framing {
         } else if name == header::TRANSFER_ENCODING {
             self.chunked = Some(ends_with_chunked(value));
         } else if name == header::CONNECTION {
-            for token in value.as_bytes().split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
+            self.connection.add(value);
         }
         Ok(())
     }
@@ -195,7 +190,8 @@ fn finish(
     reason: Option<Bytes>,
     head_request: bool,
 ) -> Result<Head, ProtocolError> {
-    let mut keep_alive = !seen.close && (version == Version::HTTP_11 || seen.keep_alive);
+    let mut keep_alive =
+        !seen.connection.close && (version == Version::HTTP_11 || seen.connection.keep_alive);
     let framing = if head_request
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED

@@ -123,6 +123,26 @@ impl Lengths {
     }
 }
 
+/// What the `Connection` field values of a message ask for (RFC 9112 §9.3, §9.6).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionOptions {
+    /// `close` was listed.
+    pub close: bool,
+    /// `keep-alive` was listed (what makes an HTTP/1.0 connection persistent).
+    pub keep_alive: bool,
+}
+
+impl ConnectionOptions {
+    /// Adds one `Connection` field value (a comma-separated list of options).
+    pub fn add(&mut self, value: &HeaderValue) {
+        for token in value.as_bytes().split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            self.close |= token.eq_ignore_ascii_case(b"close");
+            self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+}
+
 /// Whether a request with this method may be sent again when a reused connection closes
 /// before answering (RFC 9110 §9.2.2: idempotent methods).
 pub(crate) fn is_idempotent(method: &Method) -> bool {

@@ -35,7 +35,7 @@ pub use decode::ProtocolError;
 pub mod codec {
     pub use super::body_decoder::{BodyDecoder, Decoded};
     pub use super::decode::BodyFraming;
-    pub use super::encode::{Lengths, ends_with_chunked, parse_decimal};
+    pub use super::encode::{ConnectionOptions, Lengths, ends_with_chunked, parse_decimal};
     pub use super::out::{Out, SEGMENTS};
 }
 pub use encode::EncodeError;

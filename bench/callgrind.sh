@@ -4,7 +4,9 @@
 #
 #   bench/callgrind.sh                     Tollgate at target/release/tollgate
 #   TOLLGATE_BIN=/path/to/tollgate bench/callgrind.sh
-#   REQUESTS=20000 CONNS=50 bench/callgrind.sh
+#   CONTENDER=nginx bench/callgrind.sh     the nginx reverse proxy of bench/run.sh, for the
+#                                          figure to compare with
+#   DURATION=10 CONNS=50 bench/callgrind.sh
 #
 # Starts the benchmark origin (nginx) and Tollgate under callgrind with instrumentation off,
 # warms up (connections, pools, allocator), then counts only the measured load: the counters
@@ -19,6 +21,8 @@ CONNS=${CONNS:-50}           # wrk connections, as in bench/run.sh
 ORIGIN_PORT=${ORIGIN_PORT:-19201}
 TOLLGATE_PORT=${TOLLGATE_PORT:-19203}
 TOLLGATE_ADMIN_PORT=${TOLLGATE_ADMIN_PORT:-19204}
+NGINX_PORT=${NGINX_PORT:-19202}
+CONTENDER=${CONTENDER:-tollgate}
 if [[ -n ${TOLLGATE_BIN:-} && $TOLLGATE_BIN != /* ]]; then
     TOLLGATE_BIN=$ORIG_PWD/$TOLLGATE_BIN
 fi
@@ -31,7 +35,11 @@ log() { printf '[callgrind] %s\n' "$*" >&2; }
 for tool in valgrind callgrind_control wrk curl; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
-[[ -x $TOLLGATE_BIN ]] || die "no binary at $TOLLGATE_BIN"
+case $CONTENDER in
+tollgate) [[ -x $TOLLGATE_BIN ]] || die "no binary at $TOLLGATE_BIN" ;;
+nginx) ;;
+*) die "CONTENDER must be tollgate or nginx, not '$CONTENDER'" ;;
+esac
 
 rm -rf "$WORK"
 mkdir -p "$WORK/origin"
@@ -39,7 +47,7 @@ echo '*' >"$WORK/.gitignore"
 render() {
     sed -e "s|@PREFIX@|$3|g" -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g" \
         -e "s|@TOLLGATE_PORT@|$TOLLGATE_PORT|g" -e "s|@TOLLGATE_ADMIN_PORT@|$TOLLGATE_ADMIN_PORT|g" \
-        "$1" >"$2"
+        -e "s|@NGINX_PORT@|$NGINX_PORT|g" "$1" >"$2"
 }
 
 PIDS=()
@@ -54,26 +62,38 @@ render bench/nginx-origin.conf.tmpl "$WORK/origin/nginx.conf" "$PWD/$WORK/origin
 "$NGINX" -p "$PWD/$WORK/origin/" -c "$PWD/$WORK/origin/nginx.conf" -e "$PWD/$WORK/origin/error.log" \
     >"$WORK/origin.log" 2>&1 &
 PIDS+=($!)
-render bench/tollgate.yaml.tmpl "$WORK/tollgate.yaml" ""
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$PWD/$WORK/callgrind.out.%p" \
-    "$TOLLGATE_BIN" run -c "$WORK/tollgate.yaml" >"$WORK/tollgate.log" 2>&1 &
+if [[ $CONTENDER == nginx ]]; then
+    # One process (no master), so that callgrind_control reaches the worker itself.
+    mkdir -p "$WORK/proxy"
+    render bench/nginx-proxy.conf.tmpl "$WORK/proxy/nginx.conf" "$PWD/$WORK/proxy"
+    sed -i -e 's/^master_process on;/master_process off;/' "$WORK/proxy/nginx.conf"
+    PORT=$NGINX_PORT
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$PWD/$WORK/callgrind.out.%p" \
+        "$NGINX" -p "$PWD/$WORK/proxy/" -c "$PWD/$WORK/proxy/nginx.conf" \
+        -e "$PWD/$WORK/proxy/error.log" >"$WORK/contender.log" 2>&1 &
+else
+    render bench/tollgate.yaml.tmpl "$WORK/tollgate.yaml" ""
+    PORT=$TOLLGATE_PORT
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$PWD/$WORK/callgrind.out.%p" \
+        "$TOLLGATE_BIN" run -c "$WORK/tollgate.yaml" >"$WORK/contender.log" 2>&1 &
+fi
 VG=$!
 PIDS+=("$VG")
 
 for ((i = 0; i < 300; i++)); do
-    curl -fsS --max-time 2 "http://127.0.0.1:$TOLLGATE_PORT/" >/dev/null 2>&1 && break
-    kill -0 "$VG" 2>/dev/null || die "Tollgate exited (see $WORK/tollgate.log)"
+    curl -fsS --max-time 2 "http://127.0.0.1:$PORT/" >/dev/null 2>&1 && break
+    kill -0 "$VG" 2>/dev/null || die "$CONTENDER exited (see $WORK/contender.log)"
     sleep 0.2
 done
-body=$(curl -sS --max-time 5 "http://127.0.0.1:$TOLLGATE_PORT/")
-[[ $body == "hello world" ]] || die "Tollgate answered '$body'"
+body=$(curl -sS --max-time 5 "http://127.0.0.1:$PORT/")
+[[ $body == "hello world" ]] || die "$CONTENDER answered '$body'"
 
 callgrind_control -i on "$VG" >/dev/null 2>&1
 log "warm-up"
-wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$TOLLGATE_PORT/" >/dev/null
+wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$PORT/" >/dev/null
 callgrind_control -z "$VG" >/dev/null 2>&1
 log "measuring ${DURATION}s with $CONNS connections"
-wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$TOLLGATE_PORT/" >"$WORK/wrk.txt"
+wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$PORT/" >"$WORK/wrk.txt"
 callgrind_control -d "$VG" >/dev/null 2>&1
 callgrind_control -i off "$VG" >/dev/null 2>&1
 

@@ -3,6 +3,7 @@ quiet ("parked") and resume transparently when the client speaks again."""
 
 from __future__ import annotations
 
+import random
 import time
 
 from support.configs import one_route
@@ -114,6 +115,72 @@ def test_quiet_connections_are_parked_and_counted(gateway_factory, origin):
     finally:
         for c in conns:
             c.close()
+
+
+def test_many_parked_connections_each_resume_on_their_own_socket(gateway_factory, origin):
+    # Parked plain connections wait as bare sockets in their worker's lot; each must come back
+    # to its own client, also after slots were freed and reused by other connections.
+    gw = gateway_factory(one_route(origin))
+    conns = [RawConnection("127.0.0.1", gw.proxy_port) for _ in range(120)]
+    try:
+        for rnd in range(4):
+            order = list(range(len(conns)))
+            random.Random(rnd).shuffle(order)
+            # Every connection in the first round (a connection that never sent a request is
+            # not parked), a shuffled part of them after.
+            some = order if rnd == 0 else order[: len(order) // 2 + rnd * 20]
+            for i in some:
+                conns[i].send(get(f"/echo/{rnd}/{i}"))
+            for i in some:
+                r = conns[i].read_response()
+                assert r.status == 200
+                assert r.json()["path"] == f"/echo/{rnd}/{i}"
+            time.sleep(PAST_PARK)
+        assert parked_gauge(gw) == len(conns) - sum(1 for c in conns if c.eof)
+        assert not any(c.eof for c in conns)
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_a_parked_connection_its_client_closes_is_forgotten(gateway_factory, origin):
+    gw = gateway_factory(one_route(origin))
+    conns = [RawConnection("127.0.0.1", gw.proxy_port) for _ in range(5)]
+    try:
+        for c in conns:
+            c.send(get("/echo/p"))
+            assert c.read_response().status == 200
+        time.sleep(PAST_PARK)
+        assert parked_gauge(gw) == 5
+        for c in conns[:3]:
+            c.close()
+        deadline = time.monotonic() + 3
+        while parked_gauge(gw) != 2:
+            assert time.monotonic() < deadline, parked_gauge(gw)
+            time.sleep(0.05)
+        conns[4].send(get("/echo/still"))
+        assert conns[4].read_response().json()["path"] == "/echo/still"
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_a_connection_parked_again_gets_a_whole_idle_period(gateway_factory, origin):
+    # The idle deadline of an earlier parking must not close the connection parked again.
+    gw = gateway_factory(one_route(origin, server={"timeouts": {"idle": "1s"}}))
+    with RawConnection("127.0.0.1", gw.proxy_port, timeout=5) as c:
+        c.send(get("/echo/1"))
+        assert c.read_response().status == 200
+        time.sleep(0.7)
+        c.send(get("/echo/2"))
+        assert c.read_response().status == 200
+        time.sleep(0.7)
+        # 1.4 s after the first parking: past its deadline, within the second one's.
+        c.send(get("/echo/3"))
+        assert c.read_response().json()["path"] == "/echo/3"
+        started = time.monotonic()
+        assert c._read_to_eof() == b""
+        assert 0.5 <= time.monotonic() - started <= 3.5
 
 
 def test_a_request_head_dribbled_byte_by_byte_is_cut_off_after_client_header(gateway_factory, origin):

@@ -124,6 +124,26 @@ def test_sigterm_without_traffic_exits_0_promptly(gateway_factory, origin):
     assert time.monotonic() - t < 2.0
 
 
+def test_sigterm_closes_parked_connections_and_exits_0_promptly(gateway_factory, origin):
+    gw = gateway_factory(slow_config(origin))
+    conns = []
+    try:
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", gw.proxy_port), timeout=5)
+            s.sendall(b"GET /echo/x HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+            conns.append(s)
+        time.sleep(0.3)  # parked: quiet for more than 50 ms
+        t = time.monotonic()
+        assert gw.stop(signal.SIGTERM, timeout=10) == 0
+        assert time.monotonic() - t < 2.0
+        for s in conns:
+            assert s.recv(1) == b""
+    finally:
+        for s in conns:
+            s.close()
+
+
 def test_shutdown_grace_cuts_requests_longer_than_grace_and_exits_0_shortly_after(gateway_factory, origin):
     gw = gateway_factory(slow_config(origin, grace="1s"))
     long = SlowRequest(f"{gw.proxy_url}/slow/8000")

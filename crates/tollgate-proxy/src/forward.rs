@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use tollgate_model::{HostPolicy, Protocol};
 use tollgate_plugin_api::{BodyError, GatewayError, ProxyBody, RequestCtx};
 use tollgate_runtime::{Chain, CompiledRoute, CompiledService};
-use tollgate_upstream::{SendError, UpstreamPool};
+use tollgate_upstream::{Overrides, SendError, UpstreamPool};
 
 use crate::conn::ConnInfo;
 use crate::error::errors;
@@ -58,74 +58,83 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
             .extensions
             .remove::<crate::h1::ClientUpgrade>()
             .is_some();
-    // `Host` as it stands after the policies (the handler put the URI authority there).
-    let host = parts.headers.get(header::HOST).cloned();
-
-    let mut headers = std::mem::take(&mut parts.headers);
-    strip_hop_by_hop(&mut headers, client_upgrade);
-    headers.remove(header::EXPECT);
-    let trusted = is_trusted(conn.peer.ip(), &log.snapshot.server.trusted_proxies);
-    set_forwarded(
-        &mut headers,
-        &conn.peer_info,
-        trusted,
-        conn.tls,
-        client_host.as_ref(),
-    );
-    match (route.host_header, host) {
-        (HostPolicy::Pass, Some(h)) => {
-            headers.insert(header::HOST, h);
-        }
-        // HTTP/1.0 clients may omit Host; upstreams speak HTTP/1.1 and need one.
-        (HostPolicy::Pass, None) | (HostPolicy::Upstream, _) => {
-            headers.insert(header::HOST, target.host_header.clone());
-        }
-    }
-    headers.insert(
-        log.snapshot.server.request_id_header.clone(),
-        cx.request_id.clone(),
-    );
-
-    let protocol = pool.settings().protocol;
-    let path_and_query = parts.uri.path_and_query().cloned();
-    let pq = match (&path_and_query, target.base_path.is_empty()) {
-        (Some(pq), true) => pq.clone(),
-        (pq, _) => PathAndQuery::try_from(format!(
-            "{}{}",
-            target.base_path,
-            pq.as_ref().map_or("/", PathAndQuery::as_str)
-        ))
-        .map_err(|_| errors::bad_request("the upstream path is not a valid URI"))?,
-    };
-    let uri = match protocol {
-        // HTTP/1.1 upstreams get the origin form (`/path?query`).
-        Protocol::Http1 => Uri::from(pq),
-        // HTTP/2 needs :scheme and :authority; the authority is the Host we would send.
-        Protocol::Http2 => {
-            let authority = headers
-                .remove(header::HOST)
-                .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
-                .unwrap_or_else(|| target.authority.clone());
-            Uri::builder()
-                .scheme(target.scheme.clone())
-                .authority(authority)
-                .path_and_query(pq)
-                .build()
-                .map_err(|e| GatewayError::internal(format!("cannot build upstream URI: {e}")))?
-        }
-    };
-
-    let mut upstream_req = Request::new(body);
-    *upstream_req.method_mut() = parts.method.clone();
-    *upstream_req.uri_mut() = uri;
-    *upstream_req.version_mut() = match protocol {
-        Protocol::Http1 => Version::HTTP_11,
-        Protocol::Http2 => Version::HTTP_2,
-    };
-    *upstream_req.headers_mut() = headers;
+    // Whether `Host` is there after the policies (the handler put the URI authority there).
+    let has_host = parts.headers.contains_key(header::HOST);
 
     let started = Instant::now();
-    let sent = pool.send(conn.worker, target_index, upstream_req, started);
+    // Everything the upstream request is built from lives in this block only, so that none
+    // of it keeps room in this function's future while the request is in flight.
+    let sent = {
+        let mut headers = std::mem::take(&mut parts.headers);
+        strip_hop_by_hop(&mut headers, client_upgrade);
+        headers.remove(header::EXPECT);
+        // The fields the gateway sets are written with the request head, replacing the client's
+        // of the same names (see `tollgate_upstream::Overrides`).
+        let id_name = log.snapshot.server.request_id_header.clone();
+        let mut overrides = Overrides::default();
+        let trusted = is_trusted(conn.peer.ip(), &log.snapshot.server.trusted_proxies);
+        set_forwarded(
+            &mut headers,
+            &mut overrides,
+            &conn.peer_info,
+            trusted,
+            conn.tls,
+            client_host.as_ref(),
+        );
+        match (route.host_header, has_host) {
+            // The client's own `Host` stays where it is.
+            (HostPolicy::Pass, true) => {}
+            // HTTP/1.0 clients may omit Host; upstreams speak HTTP/1.1 and need one.
+            (HostPolicy::Pass, false) | (HostPolicy::Upstream, _) => {
+                let _ = overrides.set(&header::HOST, target.host_header.clone());
+            }
+        }
+        let _ = overrides.set(&id_name, cx.request_id.clone());
+
+        let protocol = pool.settings().protocol;
+        let path_and_query = parts.uri.path_and_query().cloned();
+        let pq = match (&path_and_query, target.base_path.is_empty()) {
+            (Some(pq), true) => pq.clone(),
+            (pq, _) => PathAndQuery::try_from(format!(
+                "{}{}",
+                target.base_path,
+                pq.as_ref().map_or("/", PathAndQuery::as_str)
+            ))
+            .map_err(|_| errors::bad_request("the upstream path is not a valid URI"))?,
+        };
+        let uri = match protocol {
+            // HTTP/1.1 upstreams get the origin form (`/path?query`).
+            Protocol::Http1 => Uri::from(pq),
+            // HTTP/2 needs :scheme and :authority; the authority is the Host we would send.
+            Protocol::Http2 => {
+                overrides.apply_to(&mut headers);
+                overrides = Overrides::default();
+                let authority = headers
+                    .remove(header::HOST)
+                    .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+                    .unwrap_or_else(|| target.authority.clone());
+                Uri::builder()
+                    .scheme(target.scheme.clone())
+                    .authority(authority)
+                    .path_and_query(pq)
+                    .build()
+                    .map_err(|e| {
+                        GatewayError::internal(format!("cannot build upstream URI: {e}"))
+                    })?
+            }
+        };
+
+        let mut upstream_req = Request::new(body);
+        *upstream_req.method_mut() = parts.method.clone();
+        *upstream_req.uri_mut() = uri;
+        *upstream_req.version_mut() = match protocol {
+            Protocol::Http1 => Version::HTTP_11,
+            Protocol::Http2 => Version::HTTP_2,
+        };
+        *upstream_req.headers_mut() = headers;
+
+        pool.send(conn.worker, target_index, upstream_req, &overrides, started)
+    };
     // HTTP/1.x requests are served by a connection driver that polls them every 50 ms: their
     // deadline needs no timer (see `deadline`).
     let result = if parts.version == Version::HTTP_2 {

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
+use tollgate_upstream::Overrides;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -178,35 +179,34 @@ impl Peer {
 
 /// Sets `X-Forwarded-For/-Proto/-Host` and `Forwarded` (RFC 7239). Incoming values are kept
 /// (and appended to) only when the peer is trusted; otherwise they are replaced.
-pub(crate) fn set_forwarded(
+pub(crate) fn set_forwarded<'a>(
     headers: &mut HeaderMap,
+    out: &mut Overrides<'a>,
     peer: &Peer,
     trusted_peer: bool,
     tls: bool,
     host: Option<&HeaderValue>,
 ) {
+    // At most four fields are set here, and the caller sets two more: within
+    // `MAX_OVERRIDES`, so `set` cannot fail.
     let proto = if tls { "https" } else { "http" };
-    match trusted_peer
+    let xff = match trusted_peer
         .then(|| joined(headers, &X_FORWARDED_FOR))
         .flatten()
     {
-        Some(prev) => {
-            let xff = format!("{prev}, {}", peer.text.to_str().unwrap_or("unknown"));
-            if let Ok(v) = HeaderValue::from_str(&xff) {
-                headers.insert(&X_FORWARDED_FOR, v);
-            }
-        }
-        None => {
-            headers.insert(&X_FORWARDED_FOR, peer.text.clone());
-        }
+        Some(prev) => crate::values::joined(&[prev.as_bytes(), b", ", peer.text.as_bytes()]),
+        None => Some(peer.text.clone()),
+    };
+    if let Some(v) = xff {
+        let _ = out.set(&X_FORWARDED_FOR, v);
     }
     if !(trusted_peer && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+        let _ = out.set(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
     if !(trusted_peer && headers.contains_key(&X_FORWARDED_HOST)) {
         match host {
             Some(h) => {
-                headers.insert(&X_FORWARDED_HOST, h.clone());
+                let _ = out.set(&X_FORWARDED_HOST, h.clone());
             }
             None => {
                 headers.remove(&X_FORWARDED_HOST);
@@ -214,26 +214,38 @@ pub(crate) fn set_forwarded(
         }
     }
 
-    let mut element = String::with_capacity(96);
-    element.push_str(&peer.forwarded_for);
-    if let Some(h) = host.and_then(|h| h.to_str().ok())
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-    {
-        element.push_str(";host=");
-        element.push_str(h);
-    }
-    element.push_str(";proto=");
-    element.push_str(proto);
+    let host = host.map(HeaderValue::as_bytes).filter(|h| {
+        h.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(b))
+    });
+    let (host_key, host) = match host {
+        Some(h) => (&b";host="[..], h),
+        None => (&b""[..], &b""[..]),
+    };
+    let element: [&[u8]; 5] = [
+        peer.forwarded_for.as_bytes(),
+        host_key,
+        host,
+        b";proto=",
+        proto.as_bytes(),
+    ];
     let forwarded = match trusted_peer
         .then(|| joined(headers, &header::FORWARDED))
         .flatten()
     {
-        Some(prev) => format!("{prev}, {element}"),
-        None => element,
+        Some(prev) => {
+            let [a, b, c, d, e] = element;
+            crate::values::joined(&[prev.as_bytes(), b", ", a, b, c, d, e])
+        }
+        None => crate::values::joined(&element),
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
-        headers.insert(header::FORWARDED, v);
+    match forwarded {
+        Some(v) => {
+            let _ = out.set(&header::FORWARDED, v);
+        }
+        None => {
+            headers.remove(header::FORWARDED);
+        }
     }
 }
 
@@ -291,11 +303,25 @@ mod tests {
         assert_eq!(h["connection"], "upgrade");
     }
 
+    /// `set_forwarded`, with the fields put into the map as a request not written by the
+    /// HTTP/1.1 encoder gets them.
+    fn forward(
+        h: &mut HeaderMap,
+        peer: &Peer,
+        trusted: bool,
+        tls: bool,
+        host: Option<&HeaderValue>,
+    ) {
+        let mut o = Overrides::default();
+        set_forwarded(h, &mut o, peer, trusted, tls, host);
+        o.apply_to(h);
+    }
+
     #[test]
     fn forwarded_headers_from_untrusted_peer_are_replaced() {
         let mut h = map(&[("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=6.6.6.6")]);
         let peer: IpAddr = "10.0.0.9".parse().unwrap();
-        set_forwarded(
+        forward(
             &mut h,
             &Peer::new(peer),
             false,
@@ -325,11 +351,11 @@ mod tests {
             "8.8.8.8".parse::<IpAddr>().unwrap()
         );
         let mut h = h;
-        set_forwarded(&mut h, &Peer::new(peer), true, false, None);
+        forward(&mut h, &Peer::new(peer), true, false, None);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.1.1.1, 10.0.0.2");
         let v6: IpAddr = "::1".parse().unwrap();
         let mut h = HeaderMap::new();
-        set_forwarded(&mut h, &Peer::new(v6), false, false, None);
+        forward(&mut h, &Peer::new(v6), false, false, None);
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
     }
 }

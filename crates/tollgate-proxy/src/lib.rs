@@ -26,6 +26,7 @@ mod response_body;
 mod rewind;
 mod server;
 mod upgrade;
+mod values;
 
 pub use access_log::AccessLogSink;
 pub use metrics::ProxyMetrics;

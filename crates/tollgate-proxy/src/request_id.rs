@@ -19,16 +19,26 @@ fn valid(id: &[u8]) -> bool {
 
 /// A random 128-bit id as 32 lowercase hex digits.
 pub(crate) fn generate() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut n: u128 = rand::random();
+    let n: u128 = rand::random();
     let mut out = [0u8; 32];
-    for b in out.iter_mut().rev() {
-        *b = HEX[(n & 0xf) as usize];
-        n >>= 4;
+    for (pair, byte) in out.chunks_exact_mut(2).zip(n.to_be_bytes()) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
     // 32 hex digits are always a valid header value.
-    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    crate::values::joined(&[&out]).unwrap_or_else(|| HeaderValue::from_static("0"))
 }
+
+/// Each byte's two lowercase hex digits.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -44,5 +54,15 @@ mod tests {
         h.insert(&name, HeaderValue::from_str(&"x".repeat(200)).unwrap());
         assert_eq!(request_id(&h, &name, true).len(), 32);
         assert_ne!(generate(), generate());
+        let id = generate();
+        assert_eq!(id.len(), 32);
+        assert!(
+            id.as_bytes()
+                .iter()
+                .all(|b| b"0123456789abcdef".contains(b))
+        );
+        assert_eq!(HEX_PAIRS[0x00], *b"00");
+        assert_eq!(HEX_PAIRS[0x9f], *b"9f");
+        assert_eq!(HEX_PAIRS[0xff], *b"ff");
     }
 }

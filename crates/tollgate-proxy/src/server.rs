@@ -146,7 +146,7 @@ struct Tracker {
 /// Counts a connection as open until its task ends (or is dropped): a guard the connection's
 /// future holds, rather than a wrapper future, which would keep a second copy of everything
 /// it hands to the connection for as long as the connection lives.
-struct Open {
+pub(crate) struct Open {
     shared: Arc<Shared>,
     tracker: Arc<Tracker>,
 }
@@ -168,6 +168,8 @@ async fn worker(
     shutdown: watch::Receiver<bool>,
 ) {
     let tracker = Arc::new(Tracker::default());
+    let (lot, lot_handle) = crate::conn::Lot::new(index, shared.clone(), shutdown.clone());
+    let lot = tokio::spawn(lot.run());
     let mut loops = Vec::new();
     for (socket, tls) in std::iter::once((http, false)).chain(https.map(|s| (s, true))) {
         match TcpListener::from_std(socket) {
@@ -178,13 +180,17 @@ async fn worker(
                 shared.clone(),
                 shutdown.clone(),
                 tracker.clone(),
+                lot_handle.clone(),
             ))),
             Err(e) => tracing::error!(error = %e, "cannot register listener"),
         }
     }
+    drop(lot_handle);
     for l in loops {
         let _ = l.await;
     }
+    // Closes the parked connections.
+    let _ = lot.await;
     // Listeners are closed; wait for connections to drain (bounded by the caller's deadline:
     // the grace period reads from the snapshot).
     let grace = shared.snapshots.load().server.timeouts.shutdown_grace.get();
@@ -214,6 +220,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     tracker: Arc<Tracker>,
+    lot: crate::conn::LotHandle,
 ) {
     loop {
         tokio::select! {
@@ -232,6 +239,7 @@ async fn accept_loop(
                         worker,
                         shared.clone(),
                         shutdown.clone(),
+                        lot.clone(),
                         open,
                     ));
                 }

@@ -7,6 +7,7 @@ use http::{Request, Response};
 use tollgate_model::Protocol;
 use tollgate_plugin_api::ProxyBody;
 
+use crate::Overrides;
 use crate::client::{Connector, Sender};
 use crate::h1::{self, Checkin, Prepared};
 use crate::io::Io;
@@ -109,30 +110,52 @@ impl UpstreamPool {
     }
 
     /// Sends `req` (origin-form URI for HTTP/1.1, absolute for HTTP/2) to target `target` on
-    /// a pooled connection of worker `worker`, opening one when none is free. Must be called
-    /// on that worker's runtime. `now` is the caller's clock reading (saves reading it again).
-    pub async fn send(
-        &self,
+    /// a pooled connection of worker `worker`, opening one when none is free, with `overrides`
+    /// replacing its fields of their names. Must be called on that worker's runtime. `now` is
+    /// the caller's clock reading (saves reading it again).
+    ///
+    /// An HTTP/1.1 request head is encoded here, before the returned future is first polled:
+    /// the future then holds the encoded request rather than the request and room for it
+    /// (an `async fn` keeps its arguments for as long as it runs), and `overrides` need not
+    /// outlive this call.
+    pub fn send<'a>(
+        &'a self,
         worker: usize,
         target: usize,
-        req: Request<ProxyBody>,
+        mut req: Request<ProxyBody>,
+        overrides: &Overrides<'_>,
         now: Instant,
-    ) -> Result<Response<ProxyBody>, SendError> {
-        let (Some(slot), Some(t)) = (
-            self.idle.get(worker).and_then(|w| w.get(target)),
-            self.targets.get(target),
-        ) else {
-            return Err(SendError::Connect(crate::client::ConnectError::Timeout(
-                "no such target".into(),
-            )));
-        };
-        match self.connector.protocol() {
-            Protocol::Http2 => self.send_h2(slot, t, req).await,
-            // An upgrade needs hyper's upgrade handle; the connection is consumed by it.
-            Protocol::Http1 if req.headers().contains_key(http::header::UPGRADE) => {
-                Box::pin(self.send_hyper(t, req)).await
+    ) -> impl Future<Output = Result<Response<ProxyBody>, SendError>> + Send + use<'a> {
+        let found = self
+            .idle
+            .get(worker)
+            .and_then(|w| w.get(target))
+            .zip(self.targets.get(target));
+        let plan = match self.connector.protocol() {
+            Protocol::Http1 if !req.headers().contains_key(http::header::UPGRADE) => {
+                match Prepared::new(req, overrides) {
+                    Ok(prepared) => Plan::Http1(prepared),
+                    Err(e) => Plan::Failed(e.into()),
+                }
             }
-            Protocol::Http1 => self.send_h1(slot, t, req, now).await,
+            protocol => {
+                overrides.apply_to(req.headers_mut());
+                Plan::Hyper(req, protocol)
+            }
+        };
+        async move {
+            let Some((slot, t)) = found else {
+                return Err(SendError::Connect(crate::client::ConnectError::Timeout(
+                    "no such target".into(),
+                )));
+            };
+            match plan {
+                Plan::Http1(prepared) => self.send_h1(slot, t, prepared, now).await,
+                Plan::Hyper(req, Protocol::Http2) => Box::pin(self.send_h2(slot, t, req)).await,
+                // An upgrade needs hyper's upgrade handle; the connection is consumed by it.
+                Plan::Hyper(req, _) => Box::pin(self.send_hyper(t, req)).await,
+                Plan::Failed(e) => Err(e),
+            }
         }
     }
 
@@ -140,10 +163,9 @@ impl UpstreamPool {
         &self,
         slot: &Arc<WorkerSlot>,
         target: &Target,
-        req: Request<ProxyBody>,
+        mut req: Prepared,
         now: Instant,
     ) -> Result<Response<ProxyBody>, SendError> {
-        let mut req = Prepared::new(req)?;
         let replayable = req.replayable();
         // An upstream may close a keep-alive connection it considers idle just as we reuse
         // it. A replayable request (idempotent, no body) that a reused connection fails before
@@ -279,4 +301,14 @@ impl UpstreamPool {
             idle.http2 = Some(sender);
         }
     }
+}
+
+/// How a request goes out, decided before its future runs.
+enum Plan {
+    /// Tollgate's own HTTP/1.1 client, the head encoded.
+    Http1(Prepared),
+    /// Through hyper: HTTP/2, or an HTTP/1.1 protocol upgrade.
+    Hyper(Request<ProxyBody>, Protocol),
+    /// Encoding failed.
+    Failed(SendError),
 }

@@ -1,11 +1,13 @@
 //! One client connection: TLS handshake, protocol detection, then HTTP/1.1 (Tollgate's own
 //! server, [`crate::h1`], which parks quiet connections) or HTTP/2 (hyper), with idle and
-//! shutdown handling.
+//! shutdown handling. Parked plain connections wait in their worker's [`lot`].
 
 mod driver;
+pub(crate) mod lot;
 mod plain;
 
 pub(crate) use driver::Timeouts;
+pub(crate) use lot::{Lot, LotHandle};
 pub(crate) use plain::Parkable;
 
 use std::future::Future;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -21,7 +24,7 @@ use tokio::sync::watch;
 use tollgate_plugin_api::PeerBody;
 use tollgate_runtime::Snapshot;
 
-use crate::server::Shared;
+use crate::server::{Open, Shared};
 
 /// How long an HTTP/1.1 connection must be quiet before its server state is released.
 pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
@@ -86,15 +89,16 @@ fn http2_builder(snapshot: &Snapshot) -> hyper::server::conn::http2::Builder<Tok
     builder
 }
 
-/// Serves one accepted connection until it closes, the idle timeout passes, or shutdown.
+/// Serves one accepted connection until it closes, the idle timeout passes, shutdown, or it
+/// is parked in `lot`.
 ///
-/// The returned future is the connection's task, and a task's allocation is as large as the largest
-/// state of its future, for as long as the connection lives. So everything a parked HTTP/1.1
-/// connection does not need is boxed (the TLS handshake, protocol detection, HTTP/2, and each
-/// round of HTTP/1.1 serving), and no value that is only used before an `.await` is bound to a
-/// name that outlives it (a named local keeps its room in the future across the `.await`, even
-/// after it was moved).
+/// The returned future is the connection's task, and a task's allocation is as large as the
+/// largest state of its future, for as long as the connection lives. So the TLS handshake,
+/// protocol detection, HTTP/2, and each round of HTTP/1.1 serving are boxed, and no value that
+/// is only used before an `.await` is bound to a name that outlives it (a named local keeps its
+/// room in the future across the `.await`, even after it was moved).
 /// `open` is held until the connection is over.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -102,21 +106,16 @@ pub(crate) fn serve(
     worker: usize,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
-    open: impl Send + 'static,
+    lot: LotHandle,
+    open: Open,
 ) -> impl Future<Output = ()> + Send + 'static {
     let _ = stream.set_nodelay(true);
-    let info = Arc::new(ConnInfo {
-        peer,
-        peer_info: crate::headers::Peer::new(peer.ip()),
-        tls,
-        worker,
-        activity: Arc::new(Activity::default()),
-    });
+    let info = conn_info(peer, tls, worker);
     let timeouts = timeouts(&shared.snapshots.load());
     async move {
-        let _open = &open;
         let parked = &shared.metrics.parked;
         if tls {
+            let _open = open;
             // Boxed: the TLS handshake and stream are large, and would otherwise cost every
             // plain connection too.
             Box::pin(serve_tls(
@@ -137,6 +136,7 @@ pub(crate) fn serve(
             return;
         };
         if is_h2 {
+            let _open = open;
             // Boxed so HTTP/1.1 connections do not carry room for HTTP/2 state.
             Box::pin(plain::serve_h2(
                 stream,
@@ -150,17 +150,91 @@ pub(crate) fn serve(
             .await;
             return;
         }
-        crate::h1::serve(
+        serve_plain_h1(
             stream,
             prefix,
+            true,
             &shared,
             &info,
             timeouts,
-            parked,
             &mut shutdown,
+            &lot,
+            open,
         )
         .await;
     }
+}
+
+/// Serves a plain HTTP/1.1 connection the lot hands back because its client sent something.
+pub(crate) fn resume(
+    stream: TcpStream,
+    peer: SocketAddr,
+    worker: usize,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    lot: LotHandle,
+    open: Open,
+) -> impl Future<Output = ()> + Send + 'static {
+    let info = conn_info(peer, false, worker);
+    let timeouts = timeouts(&shared.snapshots.load());
+    async move {
+        serve_plain_h1(
+            stream,
+            Bytes::new(),
+            false,
+            &shared,
+            &info,
+            timeouts,
+            &mut shutdown,
+            &lot,
+            open,
+        )
+        .await;
+    }
+}
+
+/// Serves plain HTTP/1.1 until the connection ends or is parked in `lot` (when the lot is
+/// gone, the connection waits in this task instead).
+#[allow(clippy::too_many_arguments)]
+async fn serve_plain_h1(
+    mut stream: TcpStream,
+    mut prefix: Bytes,
+    mut first: bool,
+    shared: &Arc<Shared>,
+    info: &Arc<ConnInfo>,
+    timeouts: Timeouts,
+    shutdown: &mut watch::Receiver<bool>,
+    lot: &LotHandle,
+    mut open: Open,
+) {
+    loop {
+        let Some(parked) =
+            crate::h1::serve_until_parked(stream, prefix, shared, info, timeouts, first, shutdown)
+                .await
+        else {
+            return;
+        };
+        let idle = timeouts.idle.saturating_sub(PARK_AFTER);
+        (stream, open) = match lot.park(parked, info.peer, open, idle) {
+            Ok(()) => return,
+            Err(back) => back,
+        };
+        if !crate::h1::wait_parked(&stream, timeouts, &shared.metrics.parked, shutdown).await {
+            return;
+        }
+        first = false;
+        prefix = Bytes::new();
+    }
+}
+
+fn conn_info(peer: SocketAddr, tls: bool, worker: usize) -> Arc<ConnInfo> {
+    Arc::new(ConnInfo {
+        peer,
+        peer_info: crate::headers::Peer::new(peer.ip()),
+        tls,
+        worker,
+        activity: Arc::new(Activity::default()),
+    })
 }
 
 fn timeouts(snapshot: &Snapshot) -> Timeouts {
@@ -215,15 +289,6 @@ async fn serve_tls(
         )
         .await;
     } else {
-        crate::h1::serve(
-            io,
-            bytes::Bytes::new(),
-            shared,
-            info,
-            timeouts,
-            parked,
-            shutdown,
-        )
-        .await;
+        crate::h1::serve(io, Bytes::new(), shared, info, timeouts, parked, shutdown).await;
     }
 }

@@ -15,7 +15,8 @@
 //!
 //! A connection quiet for [`PARK_AFTER`] is *parked*: the round's state (read buffer, timers)
 //! is dropped and only the socket is kept until the client sends again, the way nginx frees
-//! the buffers of idle keep-alive connections.
+//! the buffers of idle keep-alive connections. A plain connection's socket then goes to its
+//! worker's lot ([`crate::conn`]) and its task ends; a TLS connection waits in its task.
 
 mod conn;
 mod feed;
@@ -55,22 +56,51 @@ enum Round<IO> {
 }
 
 /// Serves HTTP/1.1 on `stream` until the connection ends; `prefix` holds bytes read already.
+/// Parked connections wait in this task (TLS connections, whose session lives above the
+/// socket, and plain ones when the worker's lot is gone).
 pub(crate) async fn serve<IO: Parkable>(
     mut stream: IO,
-    mut prefix: Bytes,
+    prefix: Bytes,
     shared: &Arc<Shared>,
     info: &Arc<ConnInfo>,
     timeouts: Timeouts,
     parked: &Gauge,
     shutdown: &mut watch::Receiver<bool>,
 ) {
-    // The first request's head is bounded by `client_header` from the start: no parking
-    // before it.
+    let mut prefix = prefix;
+    // The first request's head is bounded by `client_header` from the start.
     let mut first = true;
     loop {
-        // Boxed (one allocation per round, not per request) so that a parked connection's
-        // task has no room for a round's state; not bound to a name, which would keep that
-        // room in this future across the `.await`.
+        let Some(s) =
+            serve_until_parked(stream, prefix, shared, info, timeouts, first, shutdown).await
+        else {
+            return;
+        };
+        stream = s;
+        first = false;
+        prefix = Bytes::new();
+        if !wait_parked(&stream, timeouts, parked, shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on `stream` until the connection ends (`None`) or is parked: quiet for
+/// [`PARK_AFTER`], with nothing buffered (the stream is returned). `first`: the connection's
+/// first request is expected, and its head is bounded by `client_header` from the start.
+pub(crate) async fn serve_until_parked<IO: Parkable>(
+    mut stream: IO,
+    mut prefix: Bytes,
+    shared: &Arc<Shared>,
+    info: &Arc<ConnInfo>,
+    timeouts: Timeouts,
+    mut first: bool,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<IO> {
+    loop {
+        // Boxed (one allocation per round, not per request) so that the connection's task
+        // has no room for a round's state; not bound to a name, which would keep that room in
+        // this future across the `.await`.
         let round = Box::pin(serve_round(
             stream, prefix, shared, info, timeouts, first, shutdown,
         ))
@@ -78,25 +108,32 @@ pub(crate) async fn serve<IO: Parkable>(
         first = false;
         prefix = Bytes::new();
         match round {
-            Round::Done => return,
+            Round::Done => return None,
             Round::Parked(s) => stream = s,
         }
-        if stream.buffered() {
-            continue;
-        }
-        // Parked: only the socket is held until the client speaks again.
-        let wait_until = tokio::time::Instant::now() + timeouts.idle.saturating_sub(PARK_AFTER);
-        parked.inc();
-        let resume = tokio::select! {
-            ready = poll_fn(|cx| stream.poll_readable(cx)) => ready.is_ok(),
-            () = tokio::time::sleep_until(wait_until) => false,
-            changed = shutdown.changed() => !(changed.is_err() || *shutdown.borrow()),
-        };
-        parked.dec();
-        if !resume {
-            return;
+        if !stream.buffered() {
+            return Some(stream);
         }
     }
+}
+
+/// Waits in the connection's task, holding only the socket, until the client speaks again
+/// (true), or the idle timeout passes or the process shuts down (false).
+pub(crate) async fn wait_parked<IO: Parkable>(
+    stream: &IO,
+    timeouts: Timeouts,
+    parked: &Gauge,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let wait_until = tokio::time::Instant::now() + timeouts.idle.saturating_sub(PARK_AFTER);
+    parked.inc();
+    let resume = tokio::select! {
+        ready = poll_fn(|cx| stream.poll_readable(cx)) => ready.is_ok(),
+        () = tokio::time::sleep_until(wait_until) => false,
+        changed = shutdown.changed() => !(changed.is_err() || *shutdown.borrow()),
+    };
+    parked.dec();
+    resume
 }
 
 async fn serve_round<IO: Parkable>(

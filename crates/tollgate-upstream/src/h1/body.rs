@@ -47,6 +47,7 @@ impl ResponseBody {
             // A streamed body may have taken long: the connection is idle from now.
             checkin.since = std::time::Instant::now();
             checkin.put(exchange.io);
+            crate::recycle::keep_buffer(exchange.rbuf);
         }
     }
 }

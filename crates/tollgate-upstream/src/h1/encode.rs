@@ -5,12 +5,15 @@
 //! does not rely on it: `Transfer-Encoding` and `Content-Length` are always reconciled with
 //! the body actually sent, so an upstream can never be told a length the body will not have.
 
+use bytes::BytesMut;
 #[cfg(test)]
 use http::header::HeaderMap;
 use http::header::{self, HeaderValue};
 use http::{Method, request};
 use http_body::Body;
 use tollgate_plugin_api::ProxyBody;
+
+use crate::Overrides;
 
 /// How the request body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,15 +40,20 @@ pub enum EncodeError {
 pub(crate) fn head(
     parts: &request::Parts,
     body: &ProxyBody,
-    out: &mut Vec<u8>,
+    overrides: &Overrides<'_>,
+    out: &mut BytesMut,
 ) -> Result<Framing, EncodeError> {
     out.extend_from_slice(parts.method.as_str().as_bytes());
-    out.push(b' ');
+    out.extend_from_slice(b" ");
     match parts.uri.path_and_query() {
         Some(pq) => out.extend_from_slice(pq.as_str().as_bytes()),
-        None => out.push(b'/'),
+        None => out.extend_from_slice(b"/"),
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    // `Host` first (RFC 9110 §7.2), when the gateway sets it.
+    if let Some(host) = overrides.host() {
+        write_field(out, b"host", host.as_bytes());
+    }
 
     let mut lengths = Lengths::default();
     let mut te: Option<&HeaderValue> = None;
@@ -56,7 +64,12 @@ pub(crate) fn head(
         } else if name == header::TRANSFER_ENCODING {
             te = Some(value);
             te_count += 1;
-        } else {
+        } else if !overrides.replaces(name) {
+            write_field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    for (name, value) in overrides.iter() {
+        if name != header::HOST {
             write_field(out, name.as_str().as_bytes(), value.as_bytes());
         }
     }
@@ -95,7 +108,7 @@ pub(crate) fn head(
     Ok(framing)
 }
 
-fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+fn write_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -192,9 +205,32 @@ mod tests {
 
     fn encode(req: Request<ProxyBody>) -> (String, Framing) {
         let (parts, body) = req.into_parts();
-        let mut out = Vec::new();
-        let framing = head(&parts, &body, &mut out).unwrap();
-        (String::from_utf8(out).unwrap(), framing)
+        let mut out = BytesMut::new();
+        let framing = head(&parts, &body, &Overrides::default(), &mut out).unwrap();
+        (String::from_utf8(out.to_vec()).unwrap(), framing)
+    }
+
+    #[test]
+    fn overrides_replace_the_request_fields_of_their_name_and_host_comes_first() {
+        static XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+        let req = Request::get("/")
+            .header("accept", "*/*")
+            .header("host", "client.test")
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("x-forwarded-for", "7.7.7.7")
+            .body(ProxyBody::Empty)
+            .unwrap();
+        let mut o = Overrides::default();
+        o.set(&XFF, HeaderValue::from_static("1.2.3.4")).unwrap();
+        o.set(&header::HOST, HeaderValue::from_static("up.test"))
+            .unwrap();
+        let (parts, body) = req.into_parts();
+        let mut out = BytesMut::new();
+        head(&parts, &body, &o, &mut out).unwrap();
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nhost: up.test\r\naccept: */*\r\nx-forwarded-for: 1.2.3.4\r\n\r\n"
+        );
     }
 
     #[test]
@@ -276,7 +312,7 @@ mod tests {
             .unwrap();
         let (parts, body) = req.into_parts();
         assert_eq!(
-            head(&parts, &body, &mut Vec::new()),
+            head(&parts, &body, &Overrides::default(), &mut BytesMut::new()),
             Err(EncodeError::ContentLength)
         );
         let mut h = HeaderMap::new();

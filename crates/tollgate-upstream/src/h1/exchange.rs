@@ -20,7 +20,7 @@ use super::out::Out;
 use crate::io::Io;
 
 /// First read buffer: a typical response head and a small body fit.
-const FIRST_READ: usize = 4096;
+pub(crate) const FIRST_READ: usize = 4096;
 /// Read size while streaming a body.
 const BODY_READ: usize = 16 * 1024;
 
@@ -91,11 +91,20 @@ impl Exchange {
             framing,
             sending: Sending::Busy,
             write_error: None,
-            rbuf: BytesMut::with_capacity(FIRST_READ),
+            rbuf: BytesMut::new(),
             read_any: false,
             head_request,
             spare: None,
         }
+    }
+
+    /// Reads the response into `rbuf` (the rest of the buffer the request head was encoded
+    /// into) rather than a buffer of its own, when it has room for a first read.
+    pub(crate) fn with_buffer(mut self, rbuf: BytesMut) -> Self {
+        if rbuf.capacity() >= FIRST_READ / 2 {
+            self.rbuf = rbuf;
+        }
+        self
     }
 
     /// Gives the exchange a header map to fill with the response's fields (no allocation).

@@ -22,9 +22,10 @@ mod tests;
 
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Poll, ready};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Request, Response};
 use tollgate_plugin_api::ProxyBody;
 
@@ -75,6 +76,8 @@ impl Checkin {
 #[derive(Debug)]
 pub(crate) struct Prepared {
     head: Bytes,
+    /// The rest of the buffer `head` was encoded into: the response is read into it.
+    rbuf: BytesMut,
     body: ProxyBody,
     framing: Framing,
     method: Method,
@@ -83,13 +86,17 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// Encodes the head of `req`.
-    pub(crate) fn new(req: Request<ProxyBody>) -> Result<Self, EncodeError> {
+    /// Encodes the head of `req`, with `overrides` replacing its fields of their names.
+    pub(crate) fn new(
+        req: Request<ProxyBody>,
+        overrides: &crate::Overrides<'_>,
+    ) -> Result<Self, EncodeError> {
         let (parts, body) = req.into_parts();
-        let mut head = Vec::with_capacity(64 + parts.headers.len() * 48);
-        let framing = encode::head(&parts, &body, &mut head)?;
+        let mut rbuf = crate::recycle::buffer(exchange::FIRST_READ);
+        let framing = encode::head(&parts, &body, overrides, &mut rbuf)?;
         Ok(Self {
-            head: Bytes::from(head),
+            head: rbuf.split().freeze(),
+            rbuf,
             body,
             framing,
             method: parts.method,
@@ -103,12 +110,30 @@ impl Prepared {
         self.framing == Framing::Empty && encode::is_idempotent(&self.method)
     }
 
-    fn copy(&self) -> Self {
-        Self {
+    /// What it takes to send this request again: a replayable request is its head alone.
+    fn copy(&self) -> Replay {
+        Replay {
             head: self.head.clone(),
+            method: self.method.clone(),
+        }
+    }
+}
+
+/// A replayable request kept while its first attempt runs.
+#[derive(Debug)]
+struct Replay {
+    head: Bytes,
+    method: Method,
+}
+
+impl Replay {
+    fn into_prepared(self) -> Prepared {
+        Prepared {
+            head: self.head,
+            rbuf: BytesMut::new(),
             body: ProxyBody::Empty,
             framing: Framing::Empty,
-            method: self.method.clone(),
+            method: self.method,
             spare: HeaderMap::new(),
         }
     }
@@ -124,27 +149,44 @@ pub(crate) struct Failed {
 /// Sends `req` on `io` and waits for the response head. With `may_retry` (a reused
 /// connection and a replayable request), a connection that closes or fails before any byte of
 /// the response gives the request back in [`Failed::retry`].
-pub(crate) async fn send(
+///
+/// The exchange is set up before the returned future is first polled, and the future is a
+/// poll function over it: an `async fn` would keep its arguments besides the exchange built
+/// from them, for as long as it runs.
+pub(crate) fn send(
     io: Io,
     req: Prepared,
     checkin: Checkin,
     may_retry: bool,
-) -> Result<Response<ProxyBody>, Failed> {
-    let retry = may_retry.then(|| req.copy());
+) -> impl Future<Output = Result<Response<ProxyBody>, Failed>> + Send {
+    let mut retry = may_retry.then(|| req.copy());
     let head_request = req.method == Method::HEAD;
-    let mut exchange =
-        Exchange::new(io, req.head, req.body, req.framing, head_request).with_spare(req.spare);
-    let head = match poll_fn(|cx| exchange.poll_head(cx)).await {
-        Ok(head) => head,
-        Err(error) => {
-            let retry = match error {
-                ExchangeError::Io(_) | ExchangeError::Closed if !exchange.read_any => retry,
-                _ => None,
-            };
-            return Err(Failed { error, retry });
-        }
-    };
-    Ok(respond(exchange, head, checkin))
+    let exchange = Exchange::new(io, req.head, req.body, req.framing, head_request)
+        .with_buffer(req.rbuf)
+        .with_spare(req.spare);
+    let mut running = Some((exchange, checkin));
+    poll_fn(move |cx| {
+        // Not polled again once it returned.
+        let Some((exchange, _)) = running.as_mut() else {
+            return Poll::Pending;
+        };
+        let polled = ready!(exchange.poll_head(cx));
+        let Some((exchange, checkin)) = running.take() else {
+            return Poll::Pending;
+        };
+        Poll::Ready(match polled {
+            Ok(head) => Ok(respond(exchange, head, checkin)),
+            Err(error) => {
+                let retry = match error {
+                    ExchangeError::Io(_) | ExchangeError::Closed if !exchange.read_any => {
+                        retry.take().map(Replay::into_prepared)
+                    }
+                    _ => None,
+                };
+                Err(Failed { error, retry })
+            }
+        })
+    })
 }
 
 /// The response for `head`. A body that is already read whole (the common small response) is
@@ -164,6 +206,7 @@ fn respond(mut exchange: Exchange, head: decode::Head, checkin: Checkin) -> Resp
             if keep_alive && exchange.is_clean() {
                 checkin.put(exchange.io);
             }
+            crate::recycle::keep_buffer(exchange.rbuf);
             ProxyBody::full(data)
         }
         _ => ProxyBody::boxed(body::ResponseBody::new(

@@ -55,6 +55,7 @@ fn get(path: &str) -> Prepared {
             .header("host", "origin")
             .body(ProxyBody::Empty)
             .unwrap(),
+        &crate::Overrides::default(),
     )
     .unwrap()
 }
@@ -166,9 +167,14 @@ async fn request_and_response_bodies_flow_at_the_same_time() {
         .body(streamed(256, 32 * 1024))
         .unwrap();
     let slot = slot();
-    let res = send(io, Prepared::new(req).unwrap(), checkin(&slot), false)
-        .await
-        .unwrap();
+    let res = send(
+        io,
+        Prepared::new(req, &crate::Overrides::default()).unwrap(),
+        checkin(&slot),
+        false,
+    )
+    .await
+    .unwrap();
     let echoed = res.into_body().collect().await.unwrap().to_bytes();
     let (wire, _origin) = server.await.unwrap();
     assert_eq!(echoed.len(), wire, "every request byte came back");
@@ -192,9 +198,14 @@ async fn an_early_answer_arrives_although_the_upload_cannot_finish() {
         .body(streamed(1024, 64 * 1024))
         .unwrap();
     let slot = slot();
-    let res = send(io, Prepared::new(req).unwrap(), checkin(&slot), false)
-        .await
-        .unwrap();
+    let res = send(
+        io,
+        Prepared::new(req, &crate::Overrides::default()).unwrap(),
+        checkin(&slot),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(res.status(), 413);
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "big");
@@ -222,6 +233,7 @@ async fn a_closed_reused_connection_gives_a_replayable_request_back() {
         Request::post("/")
             .body(ProxyBody::full(Bytes::from_static(b"x")))
             .unwrap(),
+        &crate::Overrides::default(),
     )
     .unwrap();
     assert!(!post.replayable());

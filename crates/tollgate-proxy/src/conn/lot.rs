@@ -159,11 +159,15 @@ impl Lot {
                         let polled = guard
                             .get_inner_mut()
                             .poll(&mut events, Some(Duration::ZERO));
-                        if let Err(e) = polled {
-                            if e.kind() != std::io::ErrorKind::Interrupted {
-                                tracing::warn!(error = %e, "polling idle connections failed");
+                        match polled {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            // The set is unusable: its connections are closed, and later ones
+                            // wait in their own tasks (the queue closes with the lot).
+                            Err(e) => {
+                                tracing::error!(error = %e, "polling idle connections failed");
+                                return;
                             }
-                            break;
                         }
                         if events.is_empty() {
                             guard.clear_ready();

@@ -49,6 +49,10 @@ async fn read_head(s: &mut TcpStream) -> String {
     String::from_utf8(head).unwrap()
 }
 
+fn prepared(req: Request<ProxyBody>) -> Prepared {
+    Prepared::new(req, &crate::Overrides::default()).unwrap()
+}
+
 fn get(path: &str) -> Prepared {
     Prepared::new(
         Request::get(path)
@@ -167,14 +171,9 @@ async fn request_and_response_bodies_flow_at_the_same_time() {
         .body(streamed(256, 32 * 1024))
         .unwrap();
     let slot = slot();
-    let res = send(
-        io,
-        Prepared::new(req, &crate::Overrides::default()).unwrap(),
-        checkin(&slot),
-        false,
-    )
-    .await
-    .unwrap();
+    let res = send(io, prepared(req), checkin(&slot), false)
+        .await
+        .unwrap();
     let echoed = res.into_body().collect().await.unwrap().to_bytes();
     let (wire, _origin) = server.await.unwrap();
     assert_eq!(echoed.len(), wire, "every request byte came back");
@@ -198,14 +197,9 @@ async fn an_early_answer_arrives_although_the_upload_cannot_finish() {
         .body(streamed(1024, 64 * 1024))
         .unwrap();
     let slot = slot();
-    let res = send(
-        io,
-        Prepared::new(req, &crate::Overrides::default()).unwrap(),
-        checkin(&slot),
-        false,
-    )
-    .await
-    .unwrap();
+    let res = send(io, prepared(req), checkin(&slot), false)
+        .await
+        .unwrap();
     assert_eq!(res.status(), 413);
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "big");

@@ -3,6 +3,7 @@ quiet ("parked") and resume transparently when the client speaks again."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 
@@ -100,21 +101,28 @@ def parked_gauge(gw) -> float:
     raise AssertionError("tollgate_connections_parked missing from /metrics")
 
 
-def test_quiet_connections_are_parked_and_counted(gateway_factory, origin):
-    gw = gateway_factory(one_route(origin))
-    conns = [RawConnection("127.0.0.1", gw.proxy_port) for _ in range(5)]
+@contextlib.contextmanager
+def parked_connections(gw, n: int):
+    """`n` connections that each served one request and were then left quiet (parked)."""
+    conns = [RawConnection("127.0.0.1", gw.proxy_port) for _ in range(n)]
     try:
         for c in conns:
             c.send(get("/echo/p"))
             assert c.read_response().status == 200
         time.sleep(PAST_PARK)
+        yield conns
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_quiet_connections_are_parked_and_counted(gateway_factory, origin):
+    gw = gateway_factory(one_route(origin))
+    with parked_connections(gw, 5) as conns:
         assert parked_gauge(gw) == 5
         conns[0].send(get("/echo/again"))
         assert conns[0].read_response().status == 200
         assert parked_gauge(gw) == 4
-    finally:
-        for c in conns:
-            c.close()
 
 
 def test_many_parked_connections_each_resume_on_their_own_socket(gateway_factory, origin):
@@ -145,12 +153,7 @@ def test_many_parked_connections_each_resume_on_their_own_socket(gateway_factory
 
 def test_a_parked_connection_its_client_closes_is_forgotten(gateway_factory, origin):
     gw = gateway_factory(one_route(origin))
-    conns = [RawConnection("127.0.0.1", gw.proxy_port) for _ in range(5)]
-    try:
-        for c in conns:
-            c.send(get("/echo/p"))
-            assert c.read_response().status == 200
-        time.sleep(PAST_PARK)
+    with parked_connections(gw, 5) as conns:
         assert parked_gauge(gw) == 5
         for c in conns[:3]:
             c.close()
@@ -160,9 +163,6 @@ def test_a_parked_connection_its_client_closes_is_forgotten(gateway_factory, ori
             time.sleep(0.05)
         conns[4].send(get("/echo/still"))
         assert conns[4].read_response().json()["path"] == "/echo/still"
-    finally:
-        for c in conns:
-            c.close()
 
 
 def test_a_connection_parked_again_gets_a_whole_idle_period(gateway_factory, origin):

@@ -82,6 +82,20 @@ def test_the_environment_header_selects_only_environments_that_allow_it_and_is_n
         assert not rec.has_header("x-tollgate-env"), rec.headers
 
 
+def test_policies_and_mocks_see_the_selected_environment(gateway_factory, origin_factory):
+    """The request context carries the selected environment's name: the echo mock shows it."""
+    prod, test = origin_factory("prod-origin"), origin_factory("test-origin")
+    gw = gateway_factory(two_environments(
+        prod, test,
+        services=[{"name": "users", "targets": [{"url": "${vars.backend}"}]},
+                  {"name": "echo", "mock": {"echo": True}}],
+        apis=[{"name": "users", "routes": [{"name": "echo", "paths": ["/echo"], "service": "echo"}]}],
+    ))
+    assert get(gw, "/echo", PROD_HOST).json()["environment"] == "prod"
+    assert get(gw, "/echo", TEST_HOST).json()["environment"] == "test"
+    assert get(gw, "/echo", PROD_HOST, {"x-tollgate-env": "test"}).json()["environment"] == "test"
+
+
 def test_a_custom_environment_header(gateway_factory, origin_factory):
     prod, test = origin_factory("prod-origin"), origin_factory("test-origin")
     gw = gateway_factory(two_environments(prod, test, server={"environment_header": "X-Stage"}))

@@ -45,6 +45,8 @@ pub struct RequestCtx {
     pub tls: bool,
     /// When the request head was received.
     pub started: Instant,
+    /// The name of the environment serving the request, once selected (before routing).
+    pub environment: Option<Arc<str>>,
     /// What the request was routed to, once routed.
     pub route: Option<Arc<RouteInfo>>,
     /// Captured path parameters.
@@ -64,6 +66,7 @@ impl RequestCtx {
             client_addr: peer_addr.ip(),
             tls,
             started: Instant::now(),
+            environment: None,
             route: None,
             params: Params::default(),
             body_limit: None,

@@ -73,6 +73,7 @@ fn echo_json(cx: &RequestCtx, parts: &request::Parts, body: &[u8]) -> bytes::Byt
         "body": String::from_utf8_lossy(body),
         "client_ip": cx.client_addr.to_string(),
         "request_id": cx.request_id.to_str().unwrap_or(""),
+        "environment": cx.environment.as_deref(),
         "api": cx.route.as_ref().map(|r| &*r.api),
         "route": cx.route.as_ref().map(|r| &*r.route),
         "params": params,

@@ -14,7 +14,7 @@ use tollgate_upstream::{Overrides, SendError, UpstreamPool};
 
 use crate::conn::ConnInfo;
 use crate::error::errors;
-use crate::headers::{is_trusted, set_forwarded, strip_hop_by_hop};
+use crate::headers::{has, is_trusted, set_forwarded, strip_hop_by_hop};
 use crate::response_body::LogState;
 
 /// Largest response body the body phase buffers.
@@ -59,7 +59,7 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
             .remove::<crate::h1::ClientUpgrade>()
             .is_some();
     // Whether `Host` is there after the policies (the handler put the URI authority there).
-    let has_host = parts.headers.contains_key(header::HOST);
+    let has_host = has(&parts.headers, &header::HOST);
 
     let started = Instant::now();
     // Everything the upstream request is built from lives in this block only, so that none
@@ -67,7 +67,9 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     let sent = {
         let mut headers = std::mem::take(&mut parts.headers);
         strip_hop_by_hop(&mut headers, client_upgrade);
-        headers.remove(header::EXPECT);
+        if has(&headers, &header::EXPECT) {
+            headers.remove(header::EXPECT);
+        }
         // The fields the gateway sets are written with the request head, replacing the client's
         // of the same names (see `tollgate_upstream::Overrides`).
         let id_name = log.snapshot.server.request_id_header.clone();
@@ -179,7 +181,7 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
 /// Whether the client asks for a protocol upgrade (HTTP/1.1 `Connection: upgrade`).
 fn is_upgrade(parts: &request::Parts) -> bool {
     parts.version == Version::HTTP_11
-        && parts.headers.contains_key(header::UPGRADE)
+        && has(&parts.headers, &header::UPGRADE)
         && parts
             .headers
             .get_all(header::CONNECTION)

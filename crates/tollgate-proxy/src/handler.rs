@@ -12,7 +12,7 @@ use tollgate_runtime::{Backend, Chain, Match, RequestView, Snapshot};
 
 use crate::conn::ConnInfo;
 use crate::error::{error_response, errors};
-use crate::headers::client_ip;
+use crate::headers::{client_ip, first, has};
 use crate::normalize::{self, normalize_path};
 use crate::request_id::request_id;
 use crate::response_body::{BytesIn, LogState, ResponseBody};
@@ -37,7 +37,7 @@ pub(crate) async fn handle(
     cx.client_addr = client_ip(conn.peer.ip(), &parts.headers, &server.trusted_proxies);
 
     let logging = shared.access_log.enabled();
-    let mut log = Box::new(LogState {
+    let mut log = LogState {
         done: false,
         request_id: cx.request_id.clone(),
         client_ip: cx.client_addr,
@@ -62,7 +62,8 @@ pub(crate) async fn handle(
         upstream_ms: None,
         error: None,
         trace: snapshot.debug.then(Box::default),
-    });
+    }
+    .boxed();
 
     let result = pipeline(&snapshot, &mut cx, &mut parts, body, &conn, &mut log).await;
     let response = match result {
@@ -105,9 +106,15 @@ pub(crate) async fn handle(
             }
         };
     }
-    rparts
-        .headers
-        .insert(server.request_id_header.clone(), cx.request_id.clone());
+    // HTTP/1.x is answered by Tollgate's own server, which writes the request id with the
+    // head (replacing an upstream's field of that name); hyper's HTTP/2 needs it in the map.
+    let id_field = (server.request_id_header.clone(), cx.request_id.clone());
+    let id_field = if parts.version == http::Version::HTTP_2 {
+        rparts.headers.insert(id_field.0, id_field.1);
+        None
+    } else {
+        Some(id_field)
+    };
     if logging && log.path.is_empty() {
         log.path.push_str(parts.uri.path());
     }
@@ -117,10 +124,12 @@ pub(crate) async fn handle(
     }
     log.cx = Some(cx);
     let head = log.method == http::Method::HEAD;
-    Ok(Response::from_parts(
-        rparts,
-        ResponseBody::new(rbody, log, head),
-    ))
+    let body = ResponseBody::new(rbody, log, head);
+    let body = match id_field {
+        Some(field) => body.with_id_field(field),
+        None => body,
+    };
+    Ok(Response::from_parts(rparts, body))
 }
 
 async fn pipeline(
@@ -160,7 +169,7 @@ async fn pipeline(
     {
         parts.headers.insert(header::HOST, value);
     }
-    let client_host = parts.headers.get(header::HOST).cloned();
+    let client_host = first(&parts.headers, &header::HOST).cloned();
     let environments = &snapshot.environments;
     let selected = environments.select(|| host_of(parts), &parts.headers);
     // The environment header is for the gateway: never forwarded, not seen by policies.
@@ -174,6 +183,7 @@ async fn pipeline(
         return Err(errors::no_environment());
     };
     log.environment = Some(env_index);
+    cx.environment = Some(environment.name.clone());
     let router = &environment.router;
     // Normalize, route, and work out the path the upstream receives: what was matched,
     // rewritten if the route says so. The common case (already normalized, no rewrite)
@@ -250,7 +260,7 @@ async fn pipeline(
         }
     }
 
-    if let Some(expect) = parts.headers.get(header::EXPECT)
+    if let Some(expect) = first(&parts.headers, &header::EXPECT)
         && !expect.as_bytes().eq_ignore_ascii_case(b"100-continue")
     {
         return Err(GatewayError::downstream(
@@ -259,9 +269,7 @@ async fn pipeline(
             "only Expect: 100-continue is supported",
         ));
     }
-    let content_length = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
+    let content_length = first(&parts.headers, &header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let limit = cx.body_limit.unwrap_or(u64::MAX);
@@ -327,7 +335,7 @@ fn set_path(parts: &mut request::Parts, path_and_query: String) -> Result<(), Ga
 
 /// The method a CORS preflight announces, if this is one.
 fn preflight_method(parts: &request::Parts) -> Option<http::Method> {
-    if parts.method != http::Method::OPTIONS || !parts.headers.contains_key(header::ORIGIN) {
+    if parts.method != http::Method::OPTIONS || !has(&parts.headers, &header::ORIGIN) {
         return None;
     }
     let announced = parts
@@ -341,7 +349,7 @@ fn preflight_method(parts: &request::Parts) -> Option<http::Method> {
 pub(crate) fn host_of(parts: &request::Parts) -> Option<&str> {
     let raw = match parts.uri.authority() {
         Some(a) => a.as_str(),
-        None => parts.headers.get(header::HOST)?.to_str().ok()?,
+        None => first(&parts.headers, &header::HOST)?.to_str().ok()?,
     };
     let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
     if let Some(v6) = raw.strip_prefix('[') {
@@ -355,8 +363,8 @@ pub(crate) fn host_of(parts: &request::Parts) -> Option<&str> {
 /// parser with `400`, HTTP/2's as malformed), one with both `Content-Length` and
 /// `Transfer-Encoding` (a request smuggling vector).
 fn check_framing(parts: &request::Parts) -> Result<(), GatewayError> {
-    if parts.headers.contains_key(header::TRANSFER_ENCODING)
-        && parts.headers.contains_key(header::CONTENT_LENGTH)
+    if has(&parts.headers, &header::TRANSFER_ENCODING)
+        && has(&parts.headers, &header::CONTENT_LENGTH)
     {
         return Err(errors::bad_request(
             "a request must not have both Content-Length and Transfer-Encoding",
@@ -364,7 +372,7 @@ fn check_framing(parts: &request::Parts) -> Result<(), GatewayError> {
     }
     if parts.version == http::Version::HTTP_11
         && parts.uri.authority().is_none()
-        && !parts.headers.contains_key(header::HOST)
+        && !has(&parts.headers, &header::HOST)
     {
         return Err(errors::bad_request(
             "an HTTP/1.1 request needs a Host header",

@@ -12,6 +12,26 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// Below this many values a map is searched by comparing names, cheaper than hashing the name
+/// for a lookup: requests from API clients carry a handful of fields.
+const SCAN_BELOW: usize = 8;
+
+/// The first value of `name`, as `HeaderMap::get` finds it.
+#[inline]
+pub(crate) fn first<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+    if headers.len() < SCAN_BELOW {
+        headers.iter().find_map(|(n, v)| (n == name).then_some(v))
+    } else {
+        headers.get(name)
+    }
+}
+
+/// Whether `headers` has a field `name`.
+#[inline]
+pub(crate) fn has(headers: &HeaderMap, name: &HeaderName) -> bool {
+    first(headers, name).is_some()
+}
+
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including every header the `Connection`
 /// header names. `Trailer` is end-to-end (it announces trailer fields) and stays. `TE: trailers`
 /// survives (it asks for trailers end to end); with `upgrade`, `Upgrade` survives and
@@ -200,10 +220,10 @@ pub(crate) fn set_forwarded<'a>(
     if let Some(v) = xff {
         let _ = out.set(&X_FORWARDED_FOR, v);
     }
-    if !(trusted_peer && headers.contains_key(&X_FORWARDED_PROTO)) {
+    if !(trusted_peer && has(headers, &X_FORWARDED_PROTO)) {
         let _ = out.set(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
-    if !(trusted_peer && headers.contains_key(&X_FORWARDED_HOST)) {
+    if !(trusted_peer && has(headers, &X_FORWARDED_HOST)) {
         match host {
             Some(h) => {
                 let _ = out.set(&X_FORWARDED_HOST, h.clone());
@@ -263,6 +283,31 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_and_has_find_what_get_finds_in_small_and_large_maps() {
+        for extra in [0usize, 3, 12] {
+            let mut h = HeaderMap::new();
+            for i in 0..extra {
+                h.append(
+                    HeaderName::from_bytes(format!("x-f{i}").as_bytes()).unwrap(),
+                    HeaderValue::from_static("v"),
+                );
+            }
+            h.append(header::HOST, HeaderValue::from_static("a"));
+            h.append(header::HOST, HeaderValue::from_static("b"));
+            h.append(X_FORWARDED_FOR.clone(), HeaderValue::from_static("1.2.3.4"));
+            for name in [
+                header::HOST,
+                X_FORWARDED_FOR.clone(),
+                header::EXPECT,
+                KEEP_ALIVE.clone(),
+            ] {
+                assert_eq!(first(&h, &name), h.get(&name), "{name} with {extra} others");
+                assert_eq!(has(&h, &name), h.contains_key(&name));
+            }
+        }
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

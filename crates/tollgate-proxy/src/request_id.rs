@@ -5,7 +5,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 /// The id for this request.
 pub(crate) fn request_id(headers: &HeaderMap, name: &HeaderName, trust: bool) -> HeaderValue {
     if trust
-        && let Some(v) = headers.get(name)
+        && let Some(v) = crate::headers::first(headers, name)
         && valid(v.as_bytes())
     {
         return v.clone();

@@ -2,6 +2,7 @@
 //! phase (access log, metrics, `log` hooks) exactly once — when the body ends, fails, or is
 //! dropped because the client went away.
 
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,12 +148,60 @@ impl LogState {
     }
 }
 
+/// Most spare [`LogState`] allocations a worker thread keeps.
+const SPARE_LOG_STATES: usize = 64;
+
+thread_local! {
+    /// Allocations of finished [`LogState`]s, reused by the next requests. Every request needs
+    /// one, and with more than a few requests in flight glibc's per-thread cache (7 blocks per
+    /// size) overflows into `malloc`'s slow paths. (The boxes are the point: each is an
+    /// allocation to hand out again.)
+    #[allow(clippy::vec_box)]
+    static SPARE: std::cell::RefCell<Vec<Box<MaybeUninit<LogState>>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl LogState {
+    /// Boxes `self`, in a spare allocation when the thread has one.
+    pub(crate) fn boxed(self) -> Box<LogState> {
+        match SPARE.with_borrow_mut(Vec::pop) {
+            Some(spare) => Box::write(spare, self),
+            None => Box::new(self),
+        }
+    }
+
+    /// Drops the state (running the log phase if it has not run) and keeps its allocation
+    /// for [`LogState::boxed`].
+    #[allow(unsafe_code)]
+    fn release(state: Box<LogState>) {
+        let raw = Box::into_raw(state);
+        // SAFETY: `raw` comes from `Box::into_raw` of a `Box<LogState>`: it is non-null,
+        // aligned, points to an initialized `LogState` and is owned by nobody else, so the
+        // value may be dropped in place exactly once; nothing reads it afterwards. If that
+        // drop panics, the allocation is leaked, never freed twice.
+        unsafe { std::ptr::drop_in_place(raw) };
+        // SAFETY: the allocation was made by the global allocator for a `LogState`, and
+        // `MaybeUninit<LogState>` has the same size and alignment, so the box may own and
+        // free it; its contents, dropped above, are now uninitialized, which `MaybeUninit`
+        // allows.
+        let spare = unsafe { Box::from_raw(raw.cast::<MaybeUninit<LogState>>()) };
+        SPARE.with_borrow_mut(|spares| {
+            if spares.len() < SPARE_LOG_STATES {
+                spares.push(spare);
+            }
+        });
+    }
+}
+
 /// A response body that reports to the log phase when it is over.
 pub(crate) struct ResponseBody {
     inner: ProxyBody,
     bytes: u64,
     expected: Option<u64>,
     log: Option<Box<LogState>>,
+    /// The request id field, for Tollgate's HTTP/1.1 server to write with the head instead of
+    /// the response's map holding it (see [`ResponseBody::with_id_field`]).
+    id_field: Option<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl ResponseBody {
@@ -164,6 +213,7 @@ impl ResponseBody {
             bytes: 0,
             expected,
             log: Some(log),
+            id_field: None,
         };
         if head || body.inner.is_end_stream() {
             // hyper never polls an empty body, nor any body of a HEAD response: log now.
@@ -172,9 +222,23 @@ impl ResponseBody {
         body
     }
 
+    /// Carries the request id `field` for the HTTP/1.1 server, which writes it with the head,
+    /// replacing a response field of the same name: inserting it into the response's map
+    /// would hash its name for every request.
+    pub(crate) fn with_id_field(mut self, field: (http::HeaderName, http::HeaderValue)) -> Self {
+        self.id_field = Some(field);
+        self
+    }
+
+    /// The request id field carried by [`ResponseBody::with_id_field`].
+    pub(crate) fn take_id_field(&mut self) -> Option<(http::HeaderName, http::HeaderValue)> {
+        self.id_field.take()
+    }
+
     fn finish(&mut self, aborted: bool) {
         if let Some(mut log) = self.log.take() {
             log.finish(self.bytes, aborted);
+            LogState::release(log);
         }
     }
 }

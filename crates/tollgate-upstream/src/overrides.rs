@@ -34,10 +34,14 @@ impl<'a> Overrides<'a> {
         name: &'a HeaderName,
         value: HeaderValue,
     ) -> Result<(), TooManyOverrides> {
-        if let Some(slot) = self.fields[..self.len]
-            .iter_mut()
-            .flatten()
-            .find(|(n, _)| *n == name)
+        let bit = length_bit(name);
+        // Names are compared only when one of the same length is set already (the usual
+        // fields all differ in length).
+        if self.lengths & bit != 0
+            && let Some(slot) = self.fields[..self.len]
+                .iter_mut()
+                .flatten()
+                .find(|(n, _)| *n == name)
         {
             slot.1 = value;
             return Ok(());
@@ -45,7 +49,7 @@ impl<'a> Overrides<'a> {
         let slot = self.fields.get_mut(self.len).ok_or(TooManyOverrides)?;
         *slot = Some((name, value));
         self.len += 1;
-        self.lengths |= length_bit(name);
+        self.lengths |= bit;
         Ok(())
     }
 

@@ -358,7 +358,7 @@ where
                 Ok(response) => response,
                 Err(never) => match never {},
             };
-            let (mut parts, body) = response.into_parts();
+            let (mut parts, mut body) = response.into_parts();
             if ex.upgrade && parts.status == StatusCode::SWITCHING_PROTOCOLS {
                 ex.upgraded = parts.extensions.remove::<OnUpgrade>();
             }
@@ -376,8 +376,10 @@ where
                 // Answered without the body: the client must not be invited to send it.
                 feed.continue_pending = false;
             }
+            let id_field = body.take_id_field();
             let (framing, keep_alive) = response::head(
                 &parts,
+                id_field.as_ref(),
                 &body.size_hint(),
                 body.is_end_stream(),
                 ex.answering,

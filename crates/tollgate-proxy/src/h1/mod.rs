@@ -24,8 +24,9 @@ mod request;
 mod response;
 mod write;
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,6 +47,16 @@ pub(crate) struct ClientUpgrade;
 /// How long, and how much, a closing connection drains what the client still sends.
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 1024 * 1024;
+
+/// What woke a round's loop.
+enum Event {
+    /// The connection is over.
+    Done(Outcome),
+    /// The shutdown signal changed.
+    Shutdown,
+    /// The round's tick.
+    Tick,
+}
 
 /// Why one round of serving ended.
 enum Round<IO> {
@@ -164,18 +175,39 @@ async fn serve_round<IO: Parkable>(
     let timer = tokio::time::sleep(PARK_AFTER);
     tokio::pin!(timer);
     let outcome = loop {
-        tokio::select! {
-            outcome = poll_fn(|cx| conn.poll(cx)) => break outcome,
-            changed = shutdown.changed(), if !closing => {
-                if changed.is_err() || *shutdown.borrow() {
+        // One poll function rather than `select!`: the shutdown signal is a version check on
+        // each wake-up (an atomic load), not a `changed()` future whose every poll takes the
+        // watch's waiter lock. An idle connection notices shutdown at the next tick at the
+        // latest; a busy one at its next wake-up.
+        let event = poll_fn(|cx| {
+            if let Poll::Ready(outcome) = conn.poll(cx) {
+                return Poll::Ready(Event::Done(outcome));
+            }
+            if !closing && shutdown.has_changed().unwrap_or(true) {
+                return Poll::Ready(Event::Shutdown);
+            }
+            match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Event::Tick),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match event {
+            Event::Done(outcome) => break outcome,
+            Event::Shutdown => {
+                // A closed channel means the server is gone: shut down too.
+                let closed = shutdown.has_changed().is_err();
+                if closed || *shutdown.borrow_and_update() {
                     closing = true;
                     conn.begin_shutdown();
                 }
             }
             // Ticks for as long as the round lasts: deadlines of the request in flight
             // (the upstream response timeout) are checked when polled, and a tick polls them.
-            () = &mut timer => {
-                timer.as_mut().reset(tokio::time::Instant::now() + PARK_AFTER);
+            Event::Tick => {
+                timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + PARK_AFTER);
                 if !conn.in_head() || conn.started != mark {
                     // A request began since the last tick: any head wait starts over.
                     head_open = false;

@@ -10,6 +10,7 @@ use std::mem::MaybeUninit;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version, request};
+use smallvec::SmallVec;
 use tollgate_upstream::codec::{ConnectionOptions, Lengths, ends_with_chunked};
 
 /// Header slots kept on the stack; a configured limit above this parses into a heap buffer.
@@ -69,29 +70,8 @@ struct Layout {
     count: usize,
 }
 
-/// Room for the `(name, value)` spans: on the stack up to [`STACK_SPANS`].
-struct Spans {
-    stack: [(Span, Span); STACK_SPANS],
-    heap: Vec<(Span, Span)>,
-}
-
-impl Spans {
-    fn new() -> Self {
-        Self {
-            stack: [((0, 0), (0, 0)); STACK_SPANS],
-            heap: Vec::new(),
-        }
-    }
-
-    fn get_mut(&mut self, count: usize) -> &mut [(Span, Span)] {
-        if count <= STACK_SPANS {
-            &mut self.stack[..count]
-        } else {
-            self.heap.resize(count, ((0, 0), (0, 0)));
-            &mut self.heap
-        }
-    }
-}
+/// Room for the `(name, value)` spans: on the stack (not zeroed) up to [`STACK_SPANS`].
+type Spans = SmallVec<[(Span, Span); STACK_SPANS]>;
 
 /// Parses a request head from the front of `buf`, removing it. `Ok(None)`: more bytes needed.
 /// `spare`: a header map to fill instead of allocating one (taken only for a complete head).
@@ -112,7 +92,7 @@ pub(super) fn parse(
     let mut headers =
         tollgate_upstream::recycle::header_map(spare.take(), layout.count + ADDED_HEADERS);
     let mut seen = Seen::default();
-    for &(name, value) in spans.get_mut(layout.count).iter() {
+    for &(name, value) in &spans {
         let name = HeaderName::from_bytes(&raw[range(name)])
             .map_err(|_| HeadError::Malformed("invalid header name"))?;
         // httparse accepted the value: visible ASCII, obs-text, spaces and tabs only.
@@ -184,9 +164,11 @@ fn layout(
         (start as u32, (start + s.len()) as u32)
     };
     let count = req.headers.len();
-    for (span, field) in spans.get_mut(count).iter_mut().zip(req.headers.iter()) {
-        *span = (offset(field.name.as_bytes()), offset(field.value));
-    }
+    spans.extend(
+        req.headers
+            .iter()
+            .map(|field| (offset(field.name.as_bytes()), offset(field.value))),
+    );
     Ok(Some(Layout {
         len,
         method,

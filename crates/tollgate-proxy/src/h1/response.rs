@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use http::header;
+use http::header::{self, HeaderName, HeaderValue};
 use http::{StatusCode, response};
 use http_body::SizeHint;
 use tollgate_upstream::codec::{ConnectionOptions, Lengths};
@@ -35,10 +35,12 @@ pub(super) struct Answering {
     pub(super) keep_alive: bool,
 }
 
-/// Appends the status line and headers of `parts` to `out`. Returns the body framing and
-/// whether the connection stays open afterwards.
+/// Appends the status line and headers of `parts` to `out`, with `field` (the request id)
+/// replacing the response's own of that name. Returns the body framing and whether the
+/// connection stays open afterwards.
 pub(super) fn head(
     parts: &response::Parts,
+    field: Option<&(HeaderName, HeaderValue)>,
     hint: &SizeHint,
     ended: bool,
     req: Answering,
@@ -52,8 +54,12 @@ pub(super) fn head(
     let mut lengths = Lengths::default();
     let mut bad_length = false;
     let mut date = false;
+    if let Some((name, value)) = field {
+        write_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
     for (name, value) in &parts.headers {
-        if switching {
+        if field.is_some_and(|(replaced, _)| replaced == name) {
+        } else if switching {
             // The upgrade's own `Connection`/`Upgrade` fields go out as they are.
             write_field(out, name.as_str().as_bytes(), value.as_bytes());
         } else if name == header::CONTENT_LENGTH {
@@ -222,7 +228,7 @@ mod tests {
     ) -> (String, BodyOut, bool) {
         let mut out = BytesMut::new();
         let (parts, ()) = r.into_parts();
-        let (framing, keep) = head(&parts, &hint, ended, req, &mut out);
+        let (framing, keep) = head(&parts, None, &hint, ended, req, &mut out);
         (String::from_utf8(out.to_vec()).unwrap(), framing, keep)
     }
 
@@ -298,6 +304,35 @@ mod tests {
         ));
         assert!(text.ends_with("GMT\r\n\r\n"), "{text}");
         assert_eq!(framing, BodyOut::None);
+    }
+
+    #[test]
+    fn the_id_field_replaces_the_responses_own() {
+        let r = Response::builder()
+            .header("x-request-id", "from-upstream")
+            .header("x-a", "1")
+            .body(())
+            .unwrap();
+        let (parts, ()) = r.into_parts();
+        let id = (
+            HeaderName::from_static("x-request-id"),
+            HeaderValue::from_static("abc"),
+        );
+        let mut out = BytesMut::new();
+        head(
+            &parts,
+            Some(&id),
+            &SizeHint::with_exact(0),
+            true,
+            GET11,
+            &mut out,
+        );
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\nx-request-id: abc\r\nx-a: 1\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("from-upstream"), "{text}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version, response};
+use smallvec::SmallVec;
 
 use super::encode::{ConnectionOptions, Lengths, ends_with_chunked};
 
@@ -80,7 +81,7 @@ pub(crate) fn head(
     loop {
         // Offsets of each name and value in `buf`, recorded so the head can be split off
         // and the values sliced from it without copying.
-        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+        let mut spans = SmallVec::<[(u32, u32, u32, u32); 32]>::new();
         let mut fields = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut []);
         let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -118,17 +119,17 @@ pub(crate) fn head(
         };
         let base = buf.as_ptr() as usize;
         let count = res.headers.len();
-        for (span, field) in spans.iter_mut().zip(res.headers.iter()) {
+        spans.extend(res.headers.iter().map(|field| {
             let name = field.name.as_ptr() as usize - base;
             let value = field.value.as_ptr() as usize - base;
             // Offsets are below MAX_HEAD_BYTES, checked above.
-            *span = (
+            (
                 name as u32,
                 (name + field.name.len()) as u32,
                 value as u32,
                 (value + field.value.len()) as u32,
-            );
-        }
+            )
+        }));
         let reason = res
             .reason
             .filter(|r| !r.is_empty() && Some(*r) != status.canonical_reason())
@@ -138,14 +139,16 @@ pub(crate) fn head(
         let mut headers = crate::recycle::header_map(spare.take(), count + 3);
         // The framing headers are noted while the map is built (no lookups afterwards).
         let mut framing = Framing::default();
-        for &(n0, n1, v0, v1) in &spans[..count] {
+        let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+        for &(n0, n1, v0, v1) in &spans {
             let name = HeaderName::from_bytes(&raw[n0 as usize..n1 as usize])
                 .map_err(|_| ProtocolError::HeaderName)?;
             // httparse accepted the value: visible ASCII, obs-text, spaces and tabs only.
             let value = HeaderValue::from_maybe_shared(raw.slice(v0 as usize..v1 as usize))
                 .map_err(|_| ProtocolError::Head(httparse::Error::HeaderValue))?;
-            framing.note(&name, &value)?;
-            headers.append(name, value);
+            if framing.note(&name, &value)? == Field::Keep || switching {
+                headers.append(name, value);
+            }
         }
         return Ok(Some(finish(
             status,
@@ -167,18 +170,42 @@ struct Framing {
     connection: ConnectionOptions,
 }
 
+/// Whether a response field goes into the map the caller gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Keep,
+    /// A field about this connection alone (RFC 9110 §7.6.1), read here and not passed on:
+    /// `Transfer-Encoding` (the body's framing says it), `TE`, `Keep-Alive`,
+    /// `Proxy-Connection`, and a `Connection` value listing only `close` and `keep-alive`.
+    /// A `Connection` value naming other fields stays, for the proxy to remove those.
+    Hop,
+}
+
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
 impl Framing {
-    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), ProtocolError> {
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<Field, ProtocolError> {
         if name == header::CONTENT_LENGTH {
             self.lengths
                 .add(value)
                 .map_err(|_| ProtocolError::ContentLength)?;
         } else if name == header::TRANSFER_ENCODING {
             self.chunked = Some(ends_with_chunked(value));
+            return Ok(Field::Hop);
         } else if name == header::CONNECTION {
-            self.connection.add(value);
+            let mut options = ConnectionOptions::default();
+            options.add(value);
+            self.connection.close |= options.close;
+            self.connection.keep_alive |= options.keep_alive;
+            self.connection.other |= options.other;
+            if !options.other {
+                return Ok(Field::Hop);
+            }
+        } else if name == header::TE || name == KEEP_ALIVE || name == PROXY_CONNECTION {
+            return Ok(Field::Hop);
         }
-        Ok(())
+        Ok(Field::Keep)
     }
 }
 
@@ -258,6 +285,59 @@ mod tests {
                 .get::<hyper::ext::ReasonPhrase>()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn values_keep_their_bytes_ascii_or_obs_text() {
+        let h = parse(
+            "HTTP/1.1 200 OK\r\nX-A: a\tb c~\r\nX-B: caf\u{e9}\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.parts.headers["x-a"].as_bytes(), b"a\tb c~");
+        assert_eq!(h.parts.headers["x-b"].as_bytes(), "caf\u{e9}".as_bytes());
+        assert!(
+            h.parts.headers["x-b"].to_str().is_err(),
+            "obs-text is not visible ASCII"
+        );
+    }
+
+    #[test]
+    fn fields_about_the_connection_alone_are_read_but_not_passed_on() {
+        let h = parse(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+             Proxy-Connection: keep-alive\r\nTE: trailers\r\nTransfer-Encoding: chunked\r\n\
+             Server: o\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, BodyFraming::Chunked);
+        let names: Vec<&str> = h.parts.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["server"]);
+
+        // `close` is still obeyed; a value naming other fields stays for the proxy to strip.
+        let h = parse(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nConnection: x-hop\r\nX-Hop: 1\r\n\
+             Content-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!h.keep_alive);
+        let connection: Vec<_> = h.parts.headers.get_all("connection").iter().collect();
+        assert_eq!(connection, ["x-hop"]);
+        assert!(h.parts.headers.contains_key("x-hop"));
+
+        // A 101 keeps its `Connection` and `Upgrade` as they are.
+        let h = parse(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.parts.headers.get("connection").unwrap(), "upgrade");
     }
 
     #[test]

@@ -143,6 +143,8 @@ pub struct ConnectionOptions {
     pub close: bool,
     /// `keep-alive` was listed (what makes an HTTP/1.0 connection persistent).
     pub keep_alive: bool,
+    /// Something else was listed: `upgrade`, or the name of a field meant for this hop only.
+    pub other: bool,
 }
 
 impl ConnectionOptions {
@@ -150,8 +152,13 @@ impl ConnectionOptions {
     pub fn add(&mut self, value: &HeaderValue) {
         for token in value.as_bytes().split(|b| *b == b',') {
             let token = token.trim_ascii();
-            self.close |= token.eq_ignore_ascii_case(b"close");
-            self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if !token.is_empty() {
+                self.other = true;
+            }
         }
     }
 }

@@ -178,13 +178,14 @@ async fn serve_round<IO: Parkable>(
         // One poll function rather than `select!`: the shutdown signal is a version check on
         // each wake-up (an atomic load), not a `changed()` future whose every poll takes the
         // watch's waiter lock. An idle connection notices shutdown at the next tick at the
-        // latest; a busy one at its next wake-up.
+        // latest; a busy one at its next wake-up, before the connection is polled, so that a
+        // response written then already says `connection: close`.
         let event = poll_fn(|cx| {
-            if let Poll::Ready(outcome) = conn.poll(cx) {
-                return Poll::Ready(Event::Done(outcome));
-            }
             if !closing && shutdown.has_changed().unwrap_or(true) {
                 return Poll::Ready(Event::Shutdown);
+            }
+            if let Poll::Ready(outcome) = conn.poll(cx) {
+                return Poll::Ready(Event::Done(outcome));
             }
             match timer.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Event::Tick),

@@ -102,18 +102,25 @@ def parked_gauge(gw) -> float:
 
 
 @contextlib.contextmanager
-def parked_connections(gw, n: int):
-    """`n` connections that each served one request and were then left quiet (parked)."""
+def raw_connections(gw, n: int):
+    """`n` open connections to the proxy, closed on the way out."""
     conns = [RawConnection("127.0.0.1", gw.proxy_port) for _ in range(n)]
     try:
+        yield conns
+    finally:
+        for c in conns:
+            c.close()
+
+
+@contextlib.contextmanager
+def parked_connections(gw, n: int):
+    """`n` connections that each served one request and were then left quiet (parked)."""
+    with raw_connections(gw, n) as conns:
         for c in conns:
             c.send(get("/echo/p"))
             assert c.read_response().status == 200
         time.sleep(PAST_PARK)
         yield conns
-    finally:
-        for c in conns:
-            c.close()
 
 
 def test_quiet_connections_are_parked_and_counted(gateway_factory, origin):
@@ -129,8 +136,7 @@ def test_many_parked_connections_each_resume_on_their_own_socket(gateway_factory
     # Parked plain connections wait as bare sockets in their worker's lot; each must come back
     # to its own client, also after slots were freed and reused by other connections.
     gw = gateway_factory(one_route(origin))
-    conns = [RawConnection("127.0.0.1", gw.proxy_port) for _ in range(120)]
-    try:
+    with raw_connections(gw, 120) as conns:
         for rnd in range(4):
             order = list(range(len(conns)))
             random.Random(rnd).shuffle(order)
@@ -146,9 +152,6 @@ def test_many_parked_connections_each_resume_on_their_own_socket(gateway_factory
             time.sleep(PAST_PARK)
         assert parked_gauge(gw) == len(conns) - sum(1 for c in conns if c.eof)
         assert not any(c.eof for c in conns)
-    finally:
-        for c in conns:
-            c.close()
 
 
 def test_a_parked_connection_its_client_closes_is_forgotten(gateway_factory, origin):

@@ -14,7 +14,7 @@ use tollgate_upstream::{Overrides, SendError, UpstreamPool};
 
 use crate::conn::ConnInfo;
 use crate::error::errors;
-use crate::headers::{has, is_trusted, set_forwarded, strip_hop_by_hop};
+use crate::headers::{Seen, is_trusted, set_forwarded, strip_hop_by_hop};
 use crate::response_body::LogState;
 
 /// Largest response body the body phase buffers.
@@ -50,7 +50,9 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     };
     log.target = Some((route.service, target_index));
 
-    let upgrade = is_upgrade(parts);
+    // The fields as the policies left them.
+    let seen = Seen::of(&parts.headers);
+    let upgrade = seen.has(Seen::UPGRADE) && is_upgrade(parts);
     // The client's side can be switched: its connection is served by Tollgate's HTTP/1.1
     // server, which hands the socket over once the `101` is written.
     let client_upgrade = upgrade
@@ -59,7 +61,7 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
             .remove::<crate::h1::ClientUpgrade>()
             .is_some();
     // Whether `Host` is there after the policies (the handler put the URI authority there).
-    let has_host = has(&parts.headers, &header::HOST);
+    let has_host = seen.has(Seen::HOST);
 
     let started = Instant::now();
     // Everything the upstream request is built from lives in this block only, so that none
@@ -67,7 +69,7 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     let sent = {
         let mut headers = std::mem::take(&mut parts.headers);
         strip_hop_by_hop(&mut headers, client_upgrade);
-        if has(&headers, &header::EXPECT) {
+        if seen.has(Seen::EXPECT) {
             headers.remove(header::EXPECT);
         }
         // The fields the gateway sets are written with the request head, replacing the client's
@@ -178,10 +180,10 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
     Ok(Response::from_parts(rparts, rbody))
 }
 
-/// Whether the client asks for a protocol upgrade (HTTP/1.1 `Connection: upgrade`).
+/// Whether a request with an `Upgrade` field asks for a protocol upgrade (HTTP/1.1
+/// `Connection: upgrade`).
 fn is_upgrade(parts: &request::Parts) -> bool {
     parts.version == Version::HTTP_11
-        && has(&parts.headers, &header::UPGRADE)
         && parts
             .headers
             .get_all(header::CONNECTION)

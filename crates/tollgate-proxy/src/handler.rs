@@ -12,7 +12,7 @@ use tollgate_runtime::{Backend, Chain, Match, RequestView, Snapshot};
 
 use crate::conn::ConnInfo;
 use crate::error::{error_response, errors};
-use crate::headers::{client_ip, first, has};
+use crate::headers::{Seen, client_ip, first, has};
 use crate::normalize::{self, normalize_path};
 use crate::request_id::request_id;
 use crate::response_body::{BytesIn, LogState, ResponseBody};
@@ -146,7 +146,8 @@ async fn pipeline(
         server.limits.max_headers,
         server.limits.max_header_bytes,
     )?;
-    check_framing(parts)?;
+    let mut seen = Seen::of(&parts.headers);
+    check_framing(parts, seen)?;
 
     let norm = &server.path_normalization;
     let options = normalize::Options {
@@ -168,10 +169,19 @@ async fn pipeline(
         && let Ok(value) = http::HeaderValue::from_str(authority.as_str())
     {
         parts.headers.insert(header::HOST, value);
+        seen.add(Seen::HOST);
     }
-    let client_host = first(&parts.headers, &header::HOST).cloned();
+    let client_host = if seen.has(Seen::HOST) {
+        first(&parts.headers, &header::HOST).cloned()
+    } else {
+        None
+    };
+    let host = client_host
+        .as_ref()
+        .and_then(|h| h.to_str().ok())
+        .and_then(host_part);
     let environments = &snapshot.environments;
-    let selected = environments.select(|| host_of(parts), &parts.headers);
+    let selected = environments.select(|| host, &parts.headers);
     // The environment header is for the gateway: never forwarded, not seen by policies.
     // Comparing the few names a request has is cheaper than hashing one (`remove` would,
     // on every request, for a header that is almost never there).
@@ -198,7 +208,7 @@ async fn pipeline(
         }
         let query = parts.uri.query();
         let view = RequestView {
-            host: host_of(parts),
+            host,
             method: &parts.method,
             path,
             query,
@@ -260,7 +270,14 @@ async fn pipeline(
         }
     }
 
-    if let Some(expect) = first(&parts.headers, &header::EXPECT)
+    // Access policies may have changed the fields.
+    if !route.chain.access.is_empty() {
+        seen = Seen::of(&parts.headers);
+    }
+    if let Some(expect) = seen
+        .has(Seen::EXPECT)
+        .then(|| first(&parts.headers, &header::EXPECT))
+        .flatten()
         && !expect.as_bytes().eq_ignore_ascii_case(b"100-continue")
     {
         return Err(GatewayError::downstream(
@@ -269,7 +286,10 @@ async fn pipeline(
             "only Expect: 100-continue is supported",
         ));
     }
-    let content_length = first(&parts.headers, &header::CONTENT_LENGTH)
+    let content_length = seen
+        .has(Seen::CONTENT_LENGTH)
+        .then(|| first(&parts.headers, &header::CONTENT_LENGTH))
+        .flatten()
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let limit = cx.body_limit.unwrap_or(u64::MAX);
@@ -346,33 +366,53 @@ fn preflight_method(parts: &request::Parts) -> Option<http::Method> {
 }
 
 /// The request's host without port, from `Host` (HTTP/1) or the URI authority (HTTP/2).
+/// `None` when there is none, or it is not visible ASCII.
 pub(crate) fn host_of(parts: &request::Parts) -> Option<&str> {
-    let raw = match parts.uri.authority() {
+    host_part(match parts.uri.authority() {
         Some(a) => a.as_str(),
         None => first(&parts.headers, &header::HOST)?.to_str().ok()?,
-    };
-    let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
-    if let Some(v6) = raw.strip_prefix('[') {
+    })
+}
+
+/// The host of an authority (`Host` value), without user info and port; `None` when an IPv6
+/// literal is not closed.
+fn host_part(raw: &str) -> Option<&str> {
+    // One pass over the bytes (this runs for every request): user info ends at the last
+    // `@`, the port starts at the first `:` after it (outside an IPv6 literal's brackets).
+    // The positions are of ASCII bytes, so slicing there keeps the `str` whole.
+    let bytes = raw.as_bytes();
+    let mut start = 0;
+    let mut colon = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'@' => {
+                start = i + 1;
+                colon = None;
+            }
+            b':' if colon.is_none() => colon = Some(i),
+            _ => {}
+        }
+    }
+    if bytes.get(start) == Some(&b'[') {
+        let v6 = &raw[start + 1..];
         return v6.split_once(']').map(|(h, _)| h);
     }
-    Some(raw.split_once(':').map_or(raw, |(h, _)| h))
+    raw.get(start..colon.unwrap_or(raw.len()))
 }
 
 /// Refuses an HTTP/1.1 request without `Host`, and, as a guard for requests that reach the
 /// pipeline by another path than the two parsers (which refuse it already: Tollgate's HTTP/1.1
 /// parser with `400`, HTTP/2's as malformed), one with both `Content-Length` and
 /// `Transfer-Encoding` (a request smuggling vector).
-fn check_framing(parts: &request::Parts) -> Result<(), GatewayError> {
-    if has(&parts.headers, &header::TRANSFER_ENCODING)
-        && has(&parts.headers, &header::CONTENT_LENGTH)
-    {
+fn check_framing(parts: &request::Parts, seen: Seen) -> Result<(), GatewayError> {
+    if seen.has(Seen::TRANSFER_ENCODING) && seen.has(Seen::CONTENT_LENGTH) {
         return Err(errors::bad_request(
             "a request must not have both Content-Length and Transfer-Encoding",
         ));
     }
     if parts.version == http::Version::HTTP_11
         && parts.uri.authority().is_none()
-        && !has(&parts.headers, &header::HOST)
+        && !seen.has(Seen::HOST)
     {
         return Err(errors::bad_request(
             "an HTTP/1.1 request needs a Host header",
@@ -419,23 +459,44 @@ mod tests {
         let p = parts(Request::get("/x").header("host", "[::1]:8080"));
         assert_eq!(host_of(&p), Some("::1"));
         assert_eq!(host_of(&parts(Request::get("/x"))), None);
+        let p = parts(Request::get("http://user:pw@b.test:81/x"));
+        assert_eq!(host_of(&p), Some("b.test"));
+        let p = parts(Request::get("/x").header("host", "[2001:db8::1]"));
+        assert_eq!(host_of(&p), Some("2001:db8::1"));
+        let p = parts(Request::get("/x").header("host", "[::1"));
+        assert_eq!(host_of(&p), None);
+        let p = parts(Request::get("/x").header("host", "c.test"));
+        assert_eq!(host_of(&p), Some("c.test"));
+        let utf8 = http::HeaderValue::from_bytes("ü.test".as_bytes()).unwrap();
+        let p = parts(Request::get("/x").header("host", utf8));
+        assert_eq!(host_of(&p), None);
     }
 
     #[test]
     fn framing_refuses_missing_host_and_double_framing() {
         let ok = parts(Request::get("/x").header("host", "a"));
-        assert!(check_framing(&ok).is_ok());
+        assert!(check_framing(&ok, Seen::of(&ok.headers)).is_ok());
         let no_host = parts(Request::get("/x").version(Version::HTTP_11));
-        assert_eq!(check_framing(&no_host).unwrap_err().status, 400);
+        assert_eq!(
+            check_framing(&no_host, Seen::of(&no_host.headers))
+                .unwrap_err()
+                .status,
+            400
+        );
         let http10 = parts(Request::get("/x").version(Version::HTTP_10));
-        assert!(check_framing(&http10).is_ok());
+        assert!(check_framing(&http10, Seen::of(&http10.headers)).is_ok());
         let both = parts(
             Request::post("/x")
                 .header("host", "a")
                 .header("content-length", "5")
                 .header("transfer-encoding", "chunked"),
         );
-        assert_eq!(check_framing(&both).unwrap_err().code, "bad_request");
+        assert_eq!(
+            check_framing(&both, Seen::of(&both.headers))
+                .unwrap_err()
+                .code,
+            "bad_request"
+        );
     }
 
     #[test]

@@ -32,6 +32,51 @@ pub(crate) fn has(headers: &HeaderMap, name: &HeaderName) -> bool {
     first(headers, name).is_some()
 }
 
+/// Which of the fields the pipeline asks about a request has, found in one pass over its
+/// names: that answers what were otherwise one lookup each, most of them for fields a request
+/// does not have. Taken again after anything that may change the fields (policies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Seen(u8);
+
+impl Seen {
+    pub(crate) const HOST: u8 = 1;
+    pub(crate) const CONTENT_LENGTH: u8 = 1 << 1;
+    pub(crate) const TRANSFER_ENCODING: u8 = 1 << 2;
+    pub(crate) const EXPECT: u8 = 1 << 3;
+    pub(crate) const UPGRADE: u8 = 1 << 4;
+
+    /// The fields of `headers`.
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let mut bits = 0;
+        for name in headers.keys() {
+            bits |= if name == header::HOST {
+                Self::HOST
+            } else if name == header::CONTENT_LENGTH {
+                Self::CONTENT_LENGTH
+            } else if name == header::TRANSFER_ENCODING {
+                Self::TRANSFER_ENCODING
+            } else if name == header::EXPECT {
+                Self::EXPECT
+            } else if name == header::UPGRADE {
+                Self::UPGRADE
+            } else {
+                0
+            };
+        }
+        Self(bits)
+    }
+
+    /// Whether the field `bit` (one of the constants) is there.
+    pub(crate) fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// Notes that the field `bit` was added.
+    pub(crate) fn add(&mut self, bit: u8) {
+        self.0 |= bit;
+    }
+}
+
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including every header the `Connection`
 /// header names. `Trailer` is end-to-end (it announces trailer fields) and stays. `TE: trailers`
 /// survives (it asks for trailers end to end); with `upgrade`, `Upgrade` survives and
@@ -257,7 +302,7 @@ pub(crate) fn set_forwarded<'a>(
             let [a, b, c, d, e] = element;
             crate::values::joined(&[prev.as_bytes(), b", ", a, b, c, d, e])
         }
-        None => crate::values::joined(&element),
+        None => crate::values::joined_again(&element),
     };
     match forwarded {
         Some(v) => {
@@ -283,6 +328,36 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seen_tells_which_fields_are_there() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Seen::of(&h), Seen::default());
+        h.append(header::HOST, HeaderValue::from_static("a"));
+        h.append(header::HOST, HeaderValue::from_static("b"));
+        h.append(X_FORWARDED_FOR.clone(), HeaderValue::from_static("1.2.3.4"));
+        h.append(header::EXPECT, HeaderValue::from_static("100-continue"));
+        let seen = Seen::of(&h);
+        assert!(seen.has(Seen::HOST) && seen.has(Seen::EXPECT));
+        for absent in [Seen::CONTENT_LENGTH, Seen::TRANSFER_ENCODING, Seen::UPGRADE] {
+            assert!(!seen.has(absent));
+        }
+        h.append(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("1"));
+        h.append(header::UPGRADE, HeaderValue::from_static("websocket"));
+        let mut seen = Seen::of(&h);
+        for bit in [Seen::CONTENT_LENGTH, Seen::TRANSFER_ENCODING, Seen::UPGRADE] {
+            assert!(seen.has(bit));
+        }
+        let mut none = Seen::default();
+        none.add(Seen::HOST);
+        assert!(none.has(Seen::HOST) && !none.has(Seen::EXPECT));
+        seen.add(Seen::HOST);
+        assert!(seen.has(Seen::HOST));
+    }
 
     #[test]
     fn first_and_has_find_what_get_finds_in_small_and_large_maps() {

@@ -50,6 +50,50 @@ pub(crate) fn joined(parts: &[&[u8]]) -> Option<HeaderValue> {
     })
 }
 
+thread_local! {
+    /// The last value [`joined_again`] made on this thread, and the bytes it was made of.
+    static LAST_JOINED: RefCell<(Vec<u8>, Option<HeaderValue>)> =
+        const { RefCell::new((Vec::new(), None)) };
+}
+
+/// [`joined`] for values that repeat from one request to the next (the `Forwarded` element of
+/// a client's connection and host): when `parts` join to the same bytes as the last call on
+/// this thread, that value is returned again (a reference count) instead of being made and
+/// checked anew.
+pub(crate) fn joined_again(parts: &[&[u8]]) -> Option<HeaderValue> {
+    LAST_JOINED.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return joined(parts);
+        };
+        let (key, value) = &mut *last;
+        if let Some(v) = value.as_ref()
+            && same_bytes(key, parts)
+        {
+            return Some(v.clone());
+        }
+        let made = joined(parts)?;
+        key.clear();
+        if made.len() <= 256 {
+            key.extend_from_slice(made.as_bytes());
+            *value = Some(made.clone());
+        } else {
+            *value = None;
+        }
+        Some(made)
+    })
+}
+
+/// Whether `parts`, joined, are `bytes`.
+fn same_bytes(mut bytes: &[u8], parts: &[&[u8]]) -> bool {
+    for part in parts {
+        match bytes.split_at_checked(part.len()) {
+            Some((head, rest)) if head == *part => bytes = rest,
+            _ => return false,
+        }
+    }
+    bytes.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +110,22 @@ mod tests {
         let big = vec![b'x'; 5000];
         assert_eq!(joined(&[&big]).unwrap().len(), 5000);
         assert_eq!(joined(&[b"after"]).unwrap(), "after");
+    }
+
+    #[test]
+    fn a_repeated_value_is_the_same_value_again() {
+        let a = joined_again(&[b"for=1.2.3.4", b";host=", b"a.test"]).unwrap();
+        let b = joined_again(&[b"for=1.2.3.4;host=", b"a.test"]).unwrap();
+        assert_eq!(a, "for=1.2.3.4;host=a.test");
+        assert_eq!(a.as_bytes().as_ptr(), b.as_bytes().as_ptr());
+        let c = joined_again(&[b"for=1.2.3.4", b";host=", b"a.tes"]).unwrap();
+        assert_eq!(c, "for=1.2.3.4;host=a.tes");
+        let d = joined_again(&[b"for=1.2.3.4", b";host=", b"a.test", b"x"]).unwrap();
+        assert_eq!(d, "for=1.2.3.4;host=a.testx");
+        assert!(joined_again(&[b"bad\r\n"]).is_none());
+        assert_eq!(joined_again(&[b"for=1.2.3.4;host=a.testx"]).unwrap(), d);
+        assert!(same_bytes(b"abc", &[b"a", b"", b"bc"]));
+        assert!(!same_bytes(b"abc", &[b"a", b"b"]));
+        assert!(!same_bytes(b"ab", &[b"a", b"bc"]));
     }
 }

@@ -85,6 +85,27 @@ pub(super) struct Conn<IO, F> {
     handling: Pin<Box<Option<F>>>,
 }
 
+/// Polls `future`, setting `pending` when it returns `Pending`.
+#[inline]
+fn poll_noting_pending<F: Future>(
+    future: Pin<&mut F>,
+    cx: &mut Context<'_>,
+    pending: &mut bool,
+) -> Poll<F::Output> {
+    let polled = future.poll(cx);
+    *pending |= polled.is_pending();
+    polled
+}
+
+/// Sources that returned `Pending` in the current [`Conn::poll`].
+#[derive(Default)]
+struct Blocked {
+    /// The client socket.
+    read: bool,
+    /// The handler's future.
+    handler: bool,
+}
+
 /// The request in flight.
 struct Exchange {
     /// The handler's future (in [`Conn::handling`]) has not produced the response yet.
@@ -183,6 +204,12 @@ where
     }
 
     pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        // A source that returned `Pending` has registered this task's waker: whatever it
+        // waits for wakes the task, so within this call it is not polled again (another loop
+        // turn would find it where it was, through the whole chain of the request's future
+        // down to the upstream socket). The handler is polled again after the request body
+        // feed handed it something, which it may be waiting for.
+        let mut blocked = Blocked::default();
         loop {
             let mut progress = false;
             if self.exchange.is_none() && !self.close_after_flush {
@@ -197,6 +224,7 @@ where
                     ) {
                         Ok(Some(head)) => {
                             self.start(head);
+                            blocked.handler = false;
                             progress = true;
                         }
                         Ok(None) => {}
@@ -208,7 +236,7 @@ where
                 }
             }
             if self.exchange.is_some() {
-                match self.poll_exchange(cx) {
+                match self.poll_exchange(cx, &mut blocked.handler) {
                     Ok(p) => progress |= p,
                     Err(()) => return Poll::Ready(Outcome::Abort),
                 }
@@ -245,7 +273,7 @@ where
                     Outcome::Shutdown
                 });
             }
-            if self.wants_read() {
+            if !blocked.read && self.wants_read() {
                 if self.rbuf.capacity() - self.rbuf.len() < 1024 {
                     let more = if self.exchange.as_ref().is_some_and(|ex| ex.feed.is_some()) {
                         BODY_READ
@@ -261,7 +289,7 @@ where
                         return Poll::Ready(Outcome::Abort);
                     }
                     Poll::Ready(Ok(_)) => progress = true,
-                    Poll::Pending => {}
+                    Poll::Pending => blocked.read = true,
                 }
             }
             if !progress {
@@ -342,15 +370,22 @@ where
         });
     }
 
-    /// Advances the request in flight. `Err`: abort the connection.
-    fn poll_exchange(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
+    /// Advances the request in flight; the handler's future is polled unless it returned
+    /// `Pending` already in this [`Conn::poll`] (`handler_blocked`) with nothing fed to it
+    /// since. `Err`: abort the connection.
+    fn poll_exchange(
+        &mut self,
+        cx: &mut Context<'_>,
+        handler_blocked: &mut bool,
+    ) -> Result<bool, ()> {
         let Some(ex) = self.exchange.as_mut() else {
             return Ok(false);
         };
         let mut progress = false;
         if ex.handling
+            && !*handler_blocked
             && let Some(handling) = self.handling.as_mut().as_pin_mut()
-            && let Poll::Ready(result) = handling.poll(cx)
+            && let Poll::Ready(result) = poll_noting_pending(handling, cx, handler_blocked)
         {
             ex.handling = false;
             self.handling.set(None);
@@ -412,7 +447,11 @@ where
         }
         if let Some(feed) = &mut ex.feed {
             let responding = ex.writing.is_some() || ex.done;
-            match poll_feed(feed, &mut self.rbuf, &mut self.out, responding, cx) {
+            let step = poll_feed(feed, &mut self.rbuf, &mut self.out, responding, cx);
+            if !matches!(step, FeedStep::Waiting) {
+                *handler_blocked = false;
+            }
+            match step {
                 FeedStep::Waiting => {}
                 FeedStep::Progress => progress = true,
                 FeedStep::Finished => {

@@ -174,6 +174,10 @@ async fn serve_round<IO: Parkable>(
     let mut mark = conn.started;
     let timer = tokio::time::sleep(PARK_AFTER);
     tokio::pin!(timer);
+    // Whether the timer was polled (holds this task's waker) since it was last set: from then
+    // on, until it fires, a wake-up only checks its state (one atomic load) instead of polling
+    // it, which also re-registers the waker and spends coop budget.
+    let mut timer_armed = false;
     let outcome = loop {
         // One poll function rather than `select!`: the shutdown signal is a version check on
         // each wake-up (an atomic load), not a `changed()` future whose every poll takes the
@@ -187,9 +191,19 @@ async fn serve_round<IO: Parkable>(
             if let Poll::Ready(outcome) = conn.poll(cx) {
                 return Poll::Ready(Event::Done(outcome));
             }
+            if timer_armed {
+                return if timer.is_elapsed() {
+                    Poll::Ready(Event::Tick)
+                } else {
+                    Poll::Pending
+                };
+            }
             match timer.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Event::Tick),
-                Poll::Pending => Poll::Pending,
+                Poll::Pending => {
+                    timer_armed = true;
+                    Poll::Pending
+                }
             }
         })
         .await;
@@ -209,6 +223,7 @@ async fn serve_round<IO: Parkable>(
                 timer
                     .as_mut()
                     .reset(tokio::time::Instant::now() + PARK_AFTER);
+                timer_armed = false;
                 if !conn.in_head() || conn.started != mark {
                     // A request began since the last tick: any head wait starts over.
                     head_open = false;

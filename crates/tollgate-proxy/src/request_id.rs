@@ -24,8 +24,19 @@ pub(crate) fn generate() -> HeaderValue {
     for (pair, byte) in out.chunks_exact_mut(2).zip(n.to_be_bytes()) {
         pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
-    // 32 hex digits are always a valid header value.
-    crate::values::joined(&[&out]).unwrap_or_else(|| HeaderValue::from_static("0"))
+    hex_value(&out)
+}
+
+/// The value of 32 hex digits, without checking its bytes.
+#[allow(unsafe_code)]
+fn hex_value(digits: &[u8; 32]) -> HeaderValue {
+    use bytes::BufMut;
+    let bytes = crate::values::carve(digits.len(), |buf| buf.put_slice(digits));
+    debug_assert!(bytes.iter().all(u8::is_ascii_hexdigit));
+    // SAFETY: `HeaderValue` requires every byte to be a tab or at least 0x20 and not 0x7f.
+    // The bytes are the 32 given, each taken from `HEX_PAIRS`, whose entries are made of
+    // `0-9` and `a-f` only (0x30..=0x39, 0x61..=0x66).
+    unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) }
 }
 
 /// Each byte's two lowercase hex digits.

@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderValue;
 
 /// Bytes per chunk: a few dozen values, and within `malloc`'s per-thread cache.
@@ -22,7 +22,13 @@ thread_local! {
 /// A header value made of what `write` puts into the buffer it is given (with room for at
 /// least `hint` bytes). `None` when the bytes are not a valid header value.
 pub(crate) fn header_value(hint: usize, write: impl FnOnce(&mut BytesMut)) -> Option<HeaderValue> {
-    let bytes = CHUNK_LEFT.with(|left| match left.try_borrow_mut() {
+    HeaderValue::from_maybe_shared(carve(hint, write)).ok()
+}
+
+/// What `write` puts into the buffer it is given (with room for at least `hint` bytes), as
+/// bytes carved from this thread's chunk.
+pub(crate) fn carve(hint: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
+    CHUNK_LEFT.with(|left| match left.try_borrow_mut() {
         Ok(mut left) => {
             if left.capacity() < hint {
                 *left = BytesMut::with_capacity(CHUNK.max(hint));
@@ -36,8 +42,7 @@ pub(crate) fn header_value(hint: usize, write: impl FnOnce(&mut BytesMut)) -> Op
             write(&mut own);
             own.freeze()
         }
-    });
-    HeaderValue::from_maybe_shared(bytes).ok()
+    })
 }
 
 /// `parts` joined into one header value.

@@ -8,7 +8,7 @@
 mod conditions;
 mod path;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use http::{HeaderMap, Method};

@@ -12,7 +12,7 @@
 //! conditions) are tried most-conditions first. Matching allocates nothing unless the route
 //! captures parameters.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use http::{HeaderMap, Method};

@@ -143,9 +143,7 @@ pub(crate) fn head(
         for &(n0, n1, v0, v1) in &spans {
             let name = HeaderName::from_bytes(&raw[n0 as usize..n1 as usize])
                 .map_err(|_| ProtocolError::HeaderName)?;
-            // httparse accepted the value: visible ASCII, obs-text, spaces and tabs only.
-            let value = HeaderValue::from_maybe_shared(raw.slice(v0 as usize..v1 as usize))
-                .map_err(|_| ProtocolError::Head(httparse::Error::HeaderValue))?;
+            let value = parsed_value(raw.slice(v0 as usize..v1 as usize));
             if framing.note(&name, &value)? == Field::Keep || switching {
                 headers.append(name, value);
             }
@@ -257,6 +255,17 @@ fn finish(
         framing,
         keep_alive,
     })
+}
+
+/// A header value from bytes `httparse` accepted as one, without checking them again.
+#[allow(unsafe_code)]
+fn parsed_value(bytes: Bytes) -> HeaderValue {
+    // SAFETY: `HeaderValue` requires that every byte is a tab or at least 0x20 and not 0x7f
+    // (`http`'s `is_valid`). The bytes are a field value `httparse` returned, and it accepts
+    // in a value exactly tab, 0x20..=0x7e and 0x80..=0xff (its `HEADER_VALUE_MAP`; a value
+    // with any other byte fails to parse): the same set. Debug builds check it again
+    // (`from_maybe_shared_unchecked` validates under `debug_assertions`).
+    unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) }
 }
 
 #[cfg(test)]

@@ -74,12 +74,18 @@ pub(crate) struct Exchange {
 
 impl Exchange {
     /// An exchange sending `head` (the encoded request head) then `body` framed as `framing`.
+    /// The response is read into `rbuf` (the rest of the buffer the request head was encoded
+    /// into) when it has room for a first read, and its fields fill `spare` (the request's
+    /// header map, sent already): no allocation for either. Built in one piece, not by
+    /// builder methods: each of those would move the whole exchange.
     pub(crate) fn new(
         io: Io,
         head: Bytes,
         body: ProxyBody,
         framing: Framing,
         head_request: bool,
+        rbuf: BytesMut,
+        spare: HeaderMap,
     ) -> Self {
         let mut out = Out::default();
         out.push(head);
@@ -91,26 +97,15 @@ impl Exchange {
             framing,
             sending: Sending::Busy,
             write_error: None,
-            rbuf: BytesMut::new(),
+            rbuf: if rbuf.capacity() >= FIRST_READ / 2 {
+                rbuf
+            } else {
+                BytesMut::new()
+            },
             read_any: false,
             head_request,
-            spare: None,
+            spare: Some(spare),
         }
-    }
-
-    /// Reads the response into `rbuf` (the rest of the buffer the request head was encoded
-    /// into) rather than a buffer of its own, when it has room for a first read.
-    pub(crate) fn with_buffer(mut self, rbuf: BytesMut) -> Self {
-        if rbuf.capacity() >= FIRST_READ / 2 {
-            self.rbuf = rbuf;
-        }
-        self
-    }
-
-    /// Gives the exchange a header map to fill with the response's fields (no allocation).
-    pub(crate) fn with_spare(mut self, spare: HeaderMap) -> Self {
-        self.spare = Some(spare);
-        self
     }
 
     /// Drives the exchange until the final response head is in.

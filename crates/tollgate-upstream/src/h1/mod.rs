@@ -161,10 +161,18 @@ pub(crate) fn send(
 ) -> impl Future<Output = Result<Response<ProxyBody>, Failed>> + Send {
     let mut retry = may_retry.then(|| req.copy());
     let head_request = req.method == Method::HEAD;
-    let exchange = Exchange::new(io, req.head, req.body, req.framing, head_request)
-        .with_buffer(req.rbuf)
-        .with_spare(req.spare);
-    let mut running = Some((exchange, checkin));
+    let mut running = Some((
+        Exchange::new(
+            io,
+            req.head,
+            req.body,
+            req.framing,
+            head_request,
+            req.rbuf,
+            req.spare,
+        ),
+        checkin,
+    ));
     poll_fn(move |cx| {
         // Not polled again once it returned.
         let Some((exchange, _)) = running.as_mut() else {

@@ -24,12 +24,19 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         deadline: Instant,
+        // Polled before: the first poll follows the deadline's setting at once and does not
+        // read the clock.
+        polled: bool,
     }
 }
 
 impl<F> PolledTimeout<F> {
     pub(crate) fn new(fut: F, deadline: Instant) -> Self {
-        Self { fut, deadline }
+        Self {
+            fut,
+            deadline,
+            polled: false,
+        }
     }
 }
 
@@ -41,7 +48,7 @@ impl<F: Future> Future for PolledTimeout<F> {
         if let Poll::Ready(out) = this.fut.poll(cx) {
             return Poll::Ready(Ok(out));
         }
-        if Instant::now() >= *this.deadline {
+        if std::mem::replace(this.polled, true) && Instant::now() >= *this.deadline {
             return Poll::Ready(Err(Elapsed));
         }
         Poll::Pending
@@ -56,12 +63,22 @@ mod tests {
     async fn a_polled_deadline_fails_a_pending_future_once_passed() {
         let passed = Instant::now() - std::time::Duration::from_secs(1);
         let never = std::future::pending::<()>();
-        assert_eq!(PolledTimeout::new(never, passed).await, Err(Elapsed));
+        let mut timeout = std::pin::pin!(PolledTimeout::new(never, passed));
+        assert!(
+            futures_poll(timeout.as_mut()).is_pending(),
+            "the first poll does not read the clock"
+        );
+        assert_eq!(timeout.await, Err(Elapsed));
         let ready = async { 7 };
         assert_eq!(
             PolledTimeout::new(ready, passed).await,
             Ok(7),
             "a finished future wins over a passed deadline"
         );
+    }
+
+    fn futures_poll<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        f.poll(&mut cx)
     }
 }

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use http::{Request, Response, header, request};
+use http::{Response, header, request};
 use tollgate_plugin_api::{GatewayError, Hook, Outcome, PeerBody, ProxyBody, RequestCtx};
 use tollgate_runtime::{Backend, Chain, Match, RequestView, Snapshot};
 
@@ -18,15 +18,17 @@ use crate::request_id::request_id;
 use crate::response_body::{BytesIn, LogState, ResponseBody};
 use crate::server::Shared;
 
-/// Serves one request. Never fails: every error becomes a response here.
+/// Serves one request (its head and body apart: an `async fn` keeps its arguments for as long
+/// as it runs, so a `Request` taken apart here would be held twice). Never fails: every error
+/// becomes a response here.
 pub(crate) async fn handle(
-    req: Request<PeerBody>,
+    mut parts: request::Parts,
+    body: PeerBody,
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let snapshot = shared.snapshots.load();
     conn.activity.begin();
-    let (mut parts, body) = req.into_parts();
     let server = &snapshot.server;
     let id = request_id(
         &parts.headers,

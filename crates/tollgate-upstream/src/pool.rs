@@ -1,8 +1,11 @@
 //! A service's upstream pool: targets, balancer, and per-worker idle connections.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::Either;
 use http::{Request, Response};
 use tollgate_model::Protocol;
 use tollgate_plugin_api::ProxyBody;
@@ -44,6 +47,9 @@ pub struct UpstreamPool {
     /// `[worker][target]`; shared with response bodies, which return connections.
     idle: Box<[Box<[Arc<WorkerSlot>]>]>,
 }
+
+/// The future of a request that is not sent by Tollgate's own HTTP/1.1 client (rare).
+type Boxed<'a> = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, SendError>> + Send + 'a>>;
 
 impl std::fmt::Debug for UpstreamPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,19 +149,24 @@ impl UpstreamPool {
                 Plan::Hyper(req, protocol)
             }
         };
-        async move {
-            let Some((slot, t)) = found else {
-                return Err(SendError::Connect(crate::client::ConnectError::Timeout(
-                    "no such target".into(),
-                )));
-            };
-            match plan {
-                Plan::Http1(prepared) => self.send_h1(slot, t, prepared, now).await,
-                Plan::Hyper(req, Protocol::Http2) => Box::pin(self.send_h2(slot, t, req)).await,
-                // An upgrade needs hyper's upgrade handle; the connection is consumed by it.
-                Plan::Hyper(req, _) => Box::pin(self.send_hyper(t, req)).await,
-                Plan::Failed(e) => Err(e),
+        // The HTTP/1.1 exchange's future is returned as it is, not awaited inside another
+        // future: that one would hold the plan it was made from besides it, and be copied.
+        let Some((slot, t)) = found else {
+            return Either::Right(Either::Right(std::future::ready(Err(SendError::Connect(
+                crate::client::ConnectError::Timeout("no such target".into()),
+            )))));
+        };
+        match plan {
+            Plan::Http1(prepared) => Either::Left(self.send_h1(slot, t, prepared, now)),
+            Plan::Hyper(req, Protocol::Http2) => Either::Right(Either::Left(Box::pin(
+                self.send_h2(slot, t, req),
+            )
+                as Boxed<'a>)),
+            // An upgrade needs hyper's upgrade handle; the connection is consumed by it.
+            Plan::Hyper(req, _) => {
+                Either::Right(Either::Left(Box::pin(self.send_hyper(t, req)) as Boxed<'a>))
             }
+            Plan::Failed(e) => Either::Right(Either::Right(std::future::ready(Err(e)))),
         }
     }
 

@@ -249,7 +249,8 @@ fn service(shared: &Arc<Shared>, info: &Arc<ConnInfo>) -> impl plain::Service {
     let shared = shared.clone();
     let info = info.clone();
     service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        crate::handler::handle(req.map(PeerBody::Hyper), shared.clone(), info.clone())
+        let (parts, body) = req.into_parts();
+        crate::handler::handle(parts, PeerBody::Hyper(body), shared.clone(), info.clone())
     })
 }
 

@@ -36,7 +36,7 @@ const FIRST_READ: usize = 4096;
 const BODY_READ: usize = 16 * 1024;
 
 /// What the connection calls for each request (`crate::handler::handle`).
-pub(super) type Handler<F> = fn(http::Request<PeerBody>, Arc<Shared>, Arc<ConnInfo>) -> F;
+pub(super) type Handler<F> = fn(http::request::Parts, PeerBody, Arc<Shared>, Arc<ConnInfo>) -> F;
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -346,9 +346,9 @@ where
             http10: parts.version == http::Version::HTTP_10,
             keep_alive: keep_alive && !self.closing,
         };
-        let request = http::Request::from_parts(parts, body);
         self.handling.set(Some((self.handler)(
-            request,
+            parts,
+            body,
             self.shared.clone(),
             self.info.clone(),
         )));

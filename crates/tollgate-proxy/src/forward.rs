@@ -33,7 +33,13 @@ pub(crate) struct Forward<'a> {
     pub(crate) log: &'a mut LogState,
 }
 
-pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, GatewayError> {
+/// Sends the request to a target of the route's service and returns its response.
+///
+/// Not an `async fn`: that would keep `f` for as long as it runs besides the fields taken out
+/// of it. The returned future holds only the fields.
+pub(crate) fn forward(
+    f: Forward<'_>,
+) -> impl Future<Output = Result<Response<ProxyBody>, GatewayError>> + Send {
     let Forward {
         pool,
         service,
@@ -45,139 +51,141 @@ pub(crate) async fn forward(f: Forward<'_>) -> Result<Response<ProxyBody>, Gatew
         conn,
         log,
     } = f;
-    let Some((target_index, target)) = pool.select() else {
-        return Err(errors::no_target());
-    };
-    log.target = Some((route.service, target_index));
+    async move {
+        let Some((target_index, target)) = pool.select() else {
+            return Err(errors::no_target());
+        };
+        log.target = Some((route.service, target_index));
 
-    // The fields as the policies left them.
-    let seen = Seen::of(&parts.headers);
-    let upgrade = seen.has(Seen::UPGRADE) && is_upgrade(parts);
-    // The client's side can be switched: its connection is served by Tollgate's HTTP/1.1
-    // server, which hands the socket over once the `101` is written.
-    let client_upgrade = upgrade
-        && parts
-            .extensions
-            .remove::<crate::h1::ClientUpgrade>()
-            .is_some();
-    // Whether `Host` is there after the policies (the handler put the URI authority there).
-    let has_host = seen.has(Seen::HOST);
+        // The fields as the policies left them.
+        let seen = Seen::of(&parts.headers);
+        let upgrade = seen.has(Seen::UPGRADE) && is_upgrade(parts);
+        // The client's side can be switched: its connection is served by Tollgate's HTTP/1.1
+        // server, which hands the socket over once the `101` is written.
+        let client_upgrade = upgrade
+            && parts
+                .extensions
+                .remove::<crate::h1::ClientUpgrade>()
+                .is_some();
+        // Whether `Host` is there after the policies (the handler put the URI authority there).
+        let has_host = seen.has(Seen::HOST);
 
-    let started = Instant::now();
-    // Everything the upstream request is built from lives in this block only, so that none
-    // of it keeps room in this function's future while the request is in flight.
-    let sent = {
-        let mut headers = std::mem::take(&mut parts.headers);
-        strip_hop_by_hop(&mut headers, client_upgrade);
-        if seen.has(Seen::EXPECT) {
-            headers.remove(header::EXPECT);
-        }
-        // The fields the gateway sets are written with the request head, replacing the client's
-        // of the same names (see `tollgate_upstream::Overrides`).
-        let id_name = log.snapshot.server.request_id_header.clone();
-        let mut overrides = Overrides::default();
-        let trusted = is_trusted(conn.peer.ip(), &log.snapshot.server.trusted_proxies);
-        set_forwarded(
-            &mut headers,
-            &mut overrides,
-            &conn.peer_info,
-            trusted,
-            conn.tls,
-            client_host.as_ref(),
+        let started = Instant::now();
+        // Everything the upstream request is built from lives in this block only, so that none
+        // of it keeps room in this function's future while the request is in flight.
+        let sent = {
+            let mut headers = std::mem::take(&mut parts.headers);
+            strip_hop_by_hop(&mut headers, client_upgrade);
+            if seen.has(Seen::EXPECT) {
+                headers.remove(header::EXPECT);
+            }
+            // The fields the gateway sets are written with the request head, replacing the client's
+            // of the same names (see `tollgate_upstream::Overrides`).
+            let id_name = log.snapshot.server.request_id_header.clone();
+            let mut overrides = Overrides::default();
+            let trusted = is_trusted(conn.peer.ip(), &log.snapshot.server.trusted_proxies);
+            set_forwarded(
+                &mut headers,
+                &mut overrides,
+                &conn.peer_info,
+                trusted,
+                conn.tls,
+                client_host.as_ref(),
+            );
+            match (route.host_header, has_host) {
+                // The client's own `Host` stays where it is.
+                (HostPolicy::Pass, true) => {}
+                // HTTP/1.0 clients may omit Host; upstreams speak HTTP/1.1 and need one.
+                (HostPolicy::Pass, false) | (HostPolicy::Upstream, _) => {
+                    let _ = overrides.set(&header::HOST, target.host_header.clone());
+                }
+            }
+            let _ = overrides.set(&id_name, cx.request_id.clone());
+
+            let protocol = pool.settings().protocol;
+            let path_and_query = parts.uri.path_and_query().cloned();
+            let pq = match (&path_and_query, target.base_path.is_empty()) {
+                (Some(pq), true) => pq.clone(),
+                (pq, _) => PathAndQuery::try_from(format!(
+                    "{}{}",
+                    target.base_path,
+                    pq.as_ref().map_or("/", PathAndQuery::as_str)
+                ))
+                .map_err(|_| errors::bad_request("the upstream path is not a valid URI"))?,
+            };
+            let uri = match protocol {
+                // HTTP/1.1 upstreams get the origin form (`/path?query`).
+                Protocol::Http1 => Uri::from(pq),
+                // HTTP/2 needs :scheme and :authority; the authority is the Host we would send.
+                Protocol::Http2 => {
+                    overrides.apply_to(&mut headers);
+                    overrides = Overrides::default();
+                    let authority = headers
+                        .remove(header::HOST)
+                        .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+                        .unwrap_or_else(|| target.authority.clone());
+                    Uri::builder()
+                        .scheme(target.scheme.clone())
+                        .authority(authority)
+                        .path_and_query(pq)
+                        .build()
+                        .map_err(|e| {
+                            GatewayError::internal(format!("cannot build upstream URI: {e}"))
+                        })?
+                }
+            };
+
+            let mut upstream_req = Request::new(body);
+            *upstream_req.method_mut() = parts.method.clone();
+            *upstream_req.uri_mut() = uri;
+            *upstream_req.version_mut() = match protocol {
+                Protocol::Http1 => Version::HTTP_11,
+                Protocol::Http2 => Version::HTTP_2,
+            };
+            *upstream_req.headers_mut() = headers;
+
+            pool.send(conn.worker, target_index, upstream_req, &overrides, started)
+        };
+        // HTTP/1.x requests are served by a connection driver that polls them every 50 ms: their
+        // deadline needs no timer (see `deadline`).
+        let result = if parts.version == Version::HTTP_2 {
+            tokio::time::timeout(service.response_timeout, sent)
+                .await
+                .map_err(|_| crate::deadline::Elapsed)
+        } else {
+            crate::deadline::PolledTimeout::new(sent, started + service.response_timeout).await
+        };
+        let elapsed = started.elapsed();
+        log.upstream_ms = Some(elapsed.as_secs_f64() * 1000.0);
+        crate::metrics::cache::record_upstream(
+            &log.shared.metrics,
+            &log.snapshot,
+            route.service,
+            elapsed.as_secs_f64(),
         );
-        match (route.host_header, has_host) {
-            // The client's own `Host` stays where it is.
-            (HostPolicy::Pass, true) => {}
-            // HTTP/1.0 clients may omit Host; upstreams speak HTTP/1.1 and need one.
-            (HostPolicy::Pass, false) | (HostPolicy::Upstream, _) => {
-                let _ = overrides.set(&header::HOST, target.host_header.clone());
+        let mut response = match result {
+            Err(_) => return Err(errors::upstream_timeout()),
+            Ok(Err(e)) => return Err(send_error(&e, cx)),
+            Ok(Ok(r)) => r,
+        };
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if client_upgrade {
+                // The upstream's side rides in the response; the HTTP/1.1 connection takes it and
+                // tunnels once the 101 is written.
+                let upstream = hyper::upgrade::on(&mut response);
+                let (mut parts, _) = response.into_parts();
+                parts.extensions.insert(upstream);
+                return Ok(Response::from_parts(parts, ProxyBody::Empty));
             }
+            return Err(errors::upstream_failed(
+                "the upstream switched protocols without being asked to".into(),
+            ));
         }
-        let _ = overrides.set(&id_name, cx.request_id.clone());
-
-        let protocol = pool.settings().protocol;
-        let path_and_query = parts.uri.path_and_query().cloned();
-        let pq = match (&path_and_query, target.base_path.is_empty()) {
-            (Some(pq), true) => pq.clone(),
-            (pq, _) => PathAndQuery::try_from(format!(
-                "{}{}",
-                target.base_path,
-                pq.as_ref().map_or("/", PathAndQuery::as_str)
-            ))
-            .map_err(|_| errors::bad_request("the upstream path is not a valid URI"))?,
-        };
-        let uri = match protocol {
-            // HTTP/1.1 upstreams get the origin form (`/path?query`).
-            Protocol::Http1 => Uri::from(pq),
-            // HTTP/2 needs :scheme and :authority; the authority is the Host we would send.
-            Protocol::Http2 => {
-                overrides.apply_to(&mut headers);
-                overrides = Overrides::default();
-                let authority = headers
-                    .remove(header::HOST)
-                    .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
-                    .unwrap_or_else(|| target.authority.clone());
-                Uri::builder()
-                    .scheme(target.scheme.clone())
-                    .authority(authority)
-                    .path_and_query(pq)
-                    .build()
-                    .map_err(|e| {
-                        GatewayError::internal(format!("cannot build upstream URI: {e}"))
-                    })?
-            }
-        };
-
-        let mut upstream_req = Request::new(body);
-        *upstream_req.method_mut() = parts.method.clone();
-        *upstream_req.uri_mut() = uri;
-        *upstream_req.version_mut() = match protocol {
-            Protocol::Http1 => Version::HTTP_11,
-            Protocol::Http2 => Version::HTTP_2,
-        };
-        *upstream_req.headers_mut() = headers;
-
-        pool.send(conn.worker, target_index, upstream_req, &overrides, started)
-    };
-    // HTTP/1.x requests are served by a connection driver that polls them every 50 ms: their
-    // deadline needs no timer (see `deadline`).
-    let result = if parts.version == Version::HTTP_2 {
-        tokio::time::timeout(service.response_timeout, sent)
-            .await
-            .map_err(|_| crate::deadline::Elapsed)
-    } else {
-        crate::deadline::PolledTimeout::new(sent, started + service.response_timeout).await
-    };
-    let elapsed = started.elapsed();
-    log.upstream_ms = Some(elapsed.as_secs_f64() * 1000.0);
-    crate::metrics::cache::record_upstream(
-        &log.shared.metrics,
-        &log.snapshot,
-        route.service,
-        elapsed.as_secs_f64(),
-    );
-    let mut response = match result {
-        Err(_) => return Err(errors::upstream_timeout()),
-        Ok(Err(e)) => return Err(send_error(&e, cx)),
-        Ok(Ok(r)) => r,
-    };
-
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if client_upgrade {
-            // The upstream's side rides in the response; the HTTP/1.1 connection takes it and
-            // tunnels once the 101 is written.
-            let upstream = hyper::upgrade::on(&mut response);
-            let (mut parts, _) = response.into_parts();
-            parts.extensions.insert(upstream);
-            return Ok(Response::from_parts(parts, ProxyBody::Empty));
-        }
-        return Err(errors::upstream_failed(
-            "the upstream switched protocols without being asked to".into(),
-        ));
+        let (mut rparts, rbody) = response.into_parts();
+        strip_hop_by_hop(&mut rparts.headers, false);
+        Ok(Response::from_parts(rparts, rbody))
     }
-    let (mut rparts, rbody) = response.into_parts();
-    strip_hop_by_hop(&mut rparts.headers, false);
-    Ok(Response::from_parts(rparts, rbody))
 }
 
 /// Whether a request with an `Upgrade` field asks for a protocol upgrade (HTTP/1.1

@@ -26,6 +26,8 @@ pub(crate) struct Forward<'a> {
     pub(crate) route: &'a CompiledRoute,
     /// The client's host (before policies), for the forwarding headers.
     pub(crate) client_host: Option<HeaderValue>,
+    /// The request's fields as the policies left them.
+    pub(crate) seen: Seen,
     pub(crate) cx: &'a mut RequestCtx,
     pub(crate) parts: &'a mut request::Parts,
     pub(crate) body: ProxyBody,
@@ -45,6 +47,7 @@ pub(crate) fn forward(
         service,
         route,
         client_host,
+        seen,
         cx,
         parts,
         body,
@@ -57,8 +60,6 @@ pub(crate) fn forward(
         };
         log.target = Some((route.service, target_index));
 
-        // The fields as the policies left them.
-        let seen = Seen::of(&parts.headers);
         let upgrade = seen.has(Seen::UPGRADE) && is_upgrade(parts);
         // The client's side can be switched: its connection is served by Tollgate's HTTP/1.1
         // server, which hands the socket over once the `101` is written.

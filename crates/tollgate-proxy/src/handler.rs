@@ -324,6 +324,10 @@ async fn pipeline(
             Outcome::Reject(e) => return Err(e),
         }
     }
+    // Upstream policies may have changed the fields too.
+    if !route.chain.upstream.is_empty() {
+        seen = Seen::of(&parts.headers);
+    }
     let service = &snapshot.services[route.service];
     match &service.backend {
         // Boxed: keeps the (buffering) mock future out of every proxied request's future.
@@ -334,6 +338,7 @@ async fn pipeline(
                 service,
                 route,
                 client_host,
+                seen,
                 cx,
                 parts,
                 body,

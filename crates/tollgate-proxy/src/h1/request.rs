@@ -95,7 +95,9 @@ pub(super) fn parse(
     for &(name, value) in &spans {
         let name = HeaderName::from_bytes(&raw[range(name)])
             .map_err(|_| HeadError::Malformed("invalid header name"))?;
-        let value = parsed_value(raw.slice(range(value)));
+        // SAFETY: the span is a field value httparse returned from this head.
+        #[allow(unsafe_code)]
+        let value = unsafe { tollgate_upstream::codec::parsed_value(raw.slice(range(value))) };
         seen.note(&name, &value)?;
         headers.append(name, value);
     }
@@ -239,17 +241,6 @@ impl Seen {
             (None, Some(n)) => Ok(BodyFraming::Length(n)),
         }
     }
-}
-
-/// A header value from bytes `httparse` accepted as one, without checking them again.
-#[allow(unsafe_code)]
-fn parsed_value(bytes: Bytes) -> HeaderValue {
-    // SAFETY: `HeaderValue` requires that every byte is a tab or at least 0x20 and not 0x7f
-    // (`http`'s `is_valid`). The bytes are a field value `httparse` returned, and it accepts
-    // in a value exactly tab, 0x20..=0x7e and 0x80..=0xff (its `HEADER_VALUE_MAP`; a value
-    // with any other byte fails to parse): the same set. Debug builds check it again
-    // (`from_maybe_shared_unchecked` validates under `debug_assertions`).
-    unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) }
 }
 
 #[cfg(test)]

@@ -143,7 +143,9 @@ pub(crate) fn head(
         for &(n0, n1, v0, v1) in &spans {
             let name = HeaderName::from_bytes(&raw[n0 as usize..n1 as usize])
                 .map_err(|_| ProtocolError::HeaderName)?;
-            let value = parsed_value(raw.slice(v0 as usize..v1 as usize));
+            // SAFETY: the span is a field value httparse returned from this head.
+            #[allow(unsafe_code)]
+            let value = unsafe { parsed_value(raw.slice(v0 as usize..v1 as usize)) };
             if framing.note(&name, &value)? == Field::Keep || switching {
                 headers.append(name, value);
             }
@@ -257,14 +259,21 @@ fn finish(
     })
 }
 
-/// A header value from bytes `httparse` accepted as one, without checking them again.
+/// A header value from bytes `httparse` accepted as a field value, without checking them
+/// again (both HTTP/1.1 parsers, this client's and the proxy's server, build their maps so).
+///
+/// `HeaderValue` requires every byte to be a tab or at least 0x20 and not 0x7f (`http`'s
+/// `is_valid`). `httparse` accepts in a value exactly tab, 0x20..=0x7e and 0x80..=0xff (its
+/// `HEADER_VALUE_MAP`; a value with any other byte fails to parse): the same set. Debug
+/// builds check again (`from_maybe_shared_unchecked` validates under `debug_assertions`).
+///
+/// # Safety
+/// `bytes` must be (a slice of the buffer holding) a field value that `httparse` returned from
+/// a successful parse.
 #[allow(unsafe_code)]
-fn parsed_value(bytes: Bytes) -> HeaderValue {
-    // SAFETY: `HeaderValue` requires that every byte is a tab or at least 0x20 and not 0x7f
-    // (`http`'s `is_valid`). The bytes are a field value `httparse` returned, and it accepts
-    // in a value exactly tab, 0x20..=0x7e and 0x80..=0xff (its `HEADER_VALUE_MAP`; a value
-    // with any other byte fails to parse): the same set. Debug builds check it again
-    // (`from_maybe_shared_unchecked` validates under `debug_assertions`).
+pub unsafe fn parsed_value(bytes: Bytes) -> HeaderValue {
+    // SAFETY: by the caller's contract the bytes are an httparse field value, whose byte set
+    // is `HeaderValue`'s (see above).
     unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) }
 }
 

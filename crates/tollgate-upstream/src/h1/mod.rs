@@ -32,10 +32,11 @@ use tollgate_plugin_api::ProxyBody;
 pub use decode::ProtocolError;
 
 /// The pieces of the HTTP/1.1 codec the proxy's own server shares with this client: body
-/// decoding (length and chunked, with trailers), vectored output, length parsing.
+/// decoding (length and chunked, with trailers), vectored output, length parsing, header
+/// values from parsed heads.
 pub mod codec {
     pub use super::body_decoder::{BodyDecoder, Decoded};
-    pub use super::decode::BodyFraming;
+    pub use super::decode::{BodyFraming, parsed_value};
     pub use super::encode::{ConnectionOptions, Lengths, ends_with_chunked, parse_decimal};
     pub use super::out::{Out, SEGMENTS};
 }

@@ -7,6 +7,10 @@
 #   CONTENDER=nginx bench/callgrind.sh     the nginx reverse proxy of bench/run.sh, for the
 #                                          figure to compare with
 #   DURATION=10 CONNS=50 bench/callgrind.sh
+#   VG_ARGS=--cache-sim=yes bench/callgrind.sh
+#                                          also simulated cache misses per request (D1 and
+#                                          last-level, reads and writes): memory traffic that
+#                                          instruction counts do not show
 #
 # Starts the benchmark origin (nginx) and Tollgate under callgrind with instrumentation off,
 # warms up (connections, pools, allocator), then counts only the measured load: the counters
@@ -68,13 +72,13 @@ if [[ $CONTENDER == nginx ]]; then
     render bench/nginx-proxy.conf.tmpl "$WORK/proxy/nginx.conf" "$PWD/$WORK/proxy"
     sed -i -e 's/^master_process on;/master_process off;/' "$WORK/proxy/nginx.conf"
     PORT=$NGINX_PORT
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$PWD/$WORK/callgrind.out.%p" \
+    valgrind --tool=callgrind --instr-atstart=no ${VG_ARGS:-} --callgrind-out-file="$PWD/$WORK/callgrind.out.%p" \
         "$NGINX" -p "$PWD/$WORK/proxy/" -c "$PWD/$WORK/proxy/nginx.conf" \
         -e "$PWD/$WORK/proxy/error.log" >"$WORK/contender.log" 2>&1 &
 else
     render bench/tollgate.yaml.tmpl "$WORK/tollgate.yaml" ""
     PORT=$TOLLGATE_PORT
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$PWD/$WORK/callgrind.out.%p" \
+    valgrind --tool=callgrind --instr-atstart=no ${VG_ARGS:-} --callgrind-out-file="$PWD/$WORK/callgrind.out.%p" \
         "$TOLLGATE_BIN" run -c "$WORK/tollgate.yaml" >"$WORK/contender.log" 2>&1 &
 fi
 VG=$!
@@ -105,4 +109,9 @@ dump=$(ls -t "$WORK"/callgrind.out.*.* 2>/dev/null | head -n1)
 [[ -n $dump ]] || die "no callgrind dump in $WORK"
 ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
 printf 'requests %s  Ir %s  Ir/request %s\n' "$requests" "$ir" "$((ir / requests))"
+if [[ -n ${VG_ARGS:-} ]]; then
+    # Every event the run recorded, per request.
+    awk -v n="$requests" '/^events:/ {for (i = 2; i <= NF; i++) name[i] = $i}
+        /^(summary|totals):/ {for (i = 2; i <= NF; i++) printf "%s/request %.1f  ", name[i], $i / n; print ""; exit}' "$dump"
+fi
 log "profile: $dump (callgrind_annotate $dump | head -60)"

@@ -1,8 +1,9 @@
 //! APIs and their routes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{PolicySpec, Timestamp};
 
@@ -49,13 +50,75 @@ pub struct Api {
     #[serde(default)]
     pub policies: Vec<PolicySpec>,
     /// Routes.
-    pub routes: Vec<Route>,
+    pub routes: Routes,
     /// The document-level parts of the OpenAPI document the API was imported from (`info`,
     /// `externalDocs`, `tags` with their descriptions, `components.securitySchemes` as
     /// written, the top-level `security`), in the document's own shape: kept for OpenAPI
     /// export. Not used for routing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openapi: Option<serde_json::Value>,
+}
+
+/// An API version's routes, shared by the copies of its definition: the caches that keep a
+/// definition to skip the work of an unchanged one (validation, compilation, the store's
+/// projection) hold the same list, so telling an unchanged definition from a changed one does
+/// not walk its routes. Reads as a slice; [`Routes::make_mut`] gives a list of one's own to
+/// change. Serialized as the plain list.
+#[derive(Debug, Clone, Default)]
+pub struct Routes(Arc<Vec<Route>>);
+
+impl Routes {
+    /// The routes, to change (copied first when shared).
+    pub fn make_mut(&mut self) -> &mut Vec<Route> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl PartialEq for Routes {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl std::ops::Deref for Routes {
+    type Target = [Route];
+
+    fn deref(&self) -> &[Route] {
+        &self.0
+    }
+}
+
+impl From<Vec<Route>> for Routes {
+    fn from(routes: Vec<Route>) -> Self {
+        Self(Arc::new(routes))
+    }
+}
+
+impl FromIterator<Route> for Routes {
+    fn from_iter<I: IntoIterator<Item = Route>>(iter: I) -> Self {
+        Self(Arc::new(iter.into_iter().collect()))
+    }
+}
+
+impl<'a> IntoIterator for &'a Routes {
+    type Item = &'a Route;
+    type IntoIter = std::slice::Iter<'a, Route>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl Serialize for Routes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.as_slice().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Routes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<Route>::deserialize(deserializer).map(Self::from)
+    }
 }
 
 /// One operation: request matchers, the service to forward to, rewrites and policies.

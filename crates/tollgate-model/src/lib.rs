@@ -29,6 +29,7 @@ mod x509;
 
 pub use api::{
     Api, DEFAULT_API_VERSION, Deprecation, HeaderMatch, HostPolicy, QueryMatch, Rewrite, Route,
+    Routes,
 };
 pub use certificate::Certificate;
 pub use consumer::{Consumer, Credential, Grant};

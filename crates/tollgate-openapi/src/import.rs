@@ -242,7 +242,7 @@ impl<'a> Importer<'a> {
             hosts: Vec::new(),
             base_path,
             policies: api_policies,
-            routes,
+            routes: routes.into(),
             openapi,
         })
     }

@@ -140,7 +140,7 @@ fn api(lifecycle: bool) -> Api {
         hosts: vec!["api.example.com".into()],
         base_path: Some("/v1".into()),
         policies: vec![policy()],
-        routes: vec![route()],
+        routes: vec![route()].into(),
         openapi: Some(json!({"info": {"title": "A", "version": "2"}})),
     }
 }

@@ -20,8 +20,9 @@ pub(super) struct ApiChecks {
     pub(super) conflicts: Option<ConflictCheck>,
 }
 
-/// A definition checked without problems, and its routes' claims.
-type Checked = (Api, Arc<Vec<Claim>>);
+/// A definition checked without problems, its routes' claims, and the services its routes
+/// use (each once).
+type Checked = (Api, Arc<Vec<Claim>>, Vec<String>);
 
 pub(super) fn route_path(api: usize, route: usize) -> FieldPath {
     FieldPath::root()
@@ -44,7 +45,7 @@ impl Validator {
             let at = root.index(i);
             let key = (api.name.clone(), api.version.clone());
             let reused = match previous.remove(&key) {
-                Some((checked, claims)) if checked == *api => Some((checked, claims)),
+                Some((checked, claims, used)) if checked == *api => Some((checked, claims, used)),
                 _ => None,
             };
             // Checks across APIs (unique name and version, services) are made every time; the
@@ -73,18 +74,21 @@ impl Validator {
                     ),
                 );
             }
-            if let Some((checked, api_claims)) = reused {
-                for (j, route) in api.routes.iter().enumerate() {
-                    tollgate_pace::point();
-                    if !services.contains(route.service.as_str()) {
-                        self.err(
-                            route_path(i, j).key("service"),
-                            format!("no service named {:?}", route.service),
-                        );
+            if let Some((checked, api_claims, used)) = reused {
+                // Routes are looked at only when one of their services is gone.
+                if used.iter().any(|s| !services.contains(s.as_str())) {
+                    for (j, route) in api.routes.iter().enumerate() {
+                        tollgate_pace::point();
+                        if !services.contains(route.service.as_str()) {
+                            self.err(
+                                route_path(i, j).key("service"),
+                                format!("no service named {:?}", route.service),
+                            );
+                        }
                     }
                 }
                 claims.push((i, api_claims.clone()));
-                cache.checked.insert(key, (checked, api_claims));
+                cache.checked.insert(key, (checked, api_claims, used));
                 continue;
             }
             for (h, host) in api.hosts.iter().enumerate() {
@@ -132,7 +136,13 @@ impl Validator {
             let api_claims = Arc::new(api_claims);
             claims.push((i, api_claims.clone()));
             if self.errors.len() - before == shared {
-                cache.checked.insert(key, (api.clone(), api_claims));
+                let mut used: Vec<String> = Vec::new();
+                for route in &api.routes {
+                    if !used.contains(&route.service) {
+                        used.push(route.service.clone());
+                    }
+                }
+                cache.checked.insert(key, (api.clone(), api_claims, used));
             }
         }
         self.conflicts(config, envs, claims, cache);

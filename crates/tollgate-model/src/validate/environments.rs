@@ -170,30 +170,9 @@ impl Validator {
     /// uses them, and giving a valid target URL there.
     pub(super) fn variables(&mut self, config: &Config, envs: &Envs<'_>) {
         let root = FieldPath::root().key("services");
-        // Service name → environment index → the first route using it there.
-        let mut users: HashMap<&str, Vec<Option<FieldPath>>> = HashMap::new();
-        for (e, env) in envs.list.iter().enumerate() {
-            for (i, api) in config.apis.iter().enumerate() {
-                if !api.is_published_in(&env.name) {
-                    continue;
-                }
-                for (j, route) in api.routes.iter().enumerate() {
-                    tollgate_pace::point();
-                    let slot = users
-                        .entry(route.service.as_str())
-                        .or_insert_with(|| vec![None; envs.list.len()]);
-                    if slot[e].is_none() {
-                        slot[e] = Some(
-                            FieldPath::root()
-                                .key("apis")
-                                .index(i)
-                                .key("routes")
-                                .index(j),
-                        );
-                    }
-                }
-            }
-        }
+        // Per service: its fields that reference variables (most services have none, and
+        // then no route needs to be looked at).
+        let mut referencing: Vec<(usize, Vec<Reference<'_>>)> = Vec::new();
         for (s, service) in config.services.iter().enumerate() {
             let at = root.index(s);
             let mut fields: Vec<(FieldPath, &str, bool)> = service
@@ -219,10 +198,51 @@ impl Validator {
                     Ok(names) => referenced.push((path, text, is_url, names)),
                 }
             }
-            let Some(used) = users.get(service.name.as_str()) else {
+            if !referenced.is_empty() {
+                referencing.push((s, referenced));
+            }
+        }
+        if referencing.is_empty() {
+            return;
+        }
+        // Service name → environment index → the first route using it there, for the
+        // services that reference variables.
+        let mut users: HashMap<&str, Vec<Option<FieldPath>>> = referencing
+            .iter()
+            .map(|(s, _)| {
+                (
+                    config.services[*s].name.as_str(),
+                    vec![None; envs.list.len()],
+                )
+            })
+            .collect();
+        for (e, env) in envs.list.iter().enumerate() {
+            for (i, api) in config.apis.iter().enumerate() {
+                if !api.is_published_in(&env.name) {
+                    continue;
+                }
+                for (j, route) in api.routes.iter().enumerate() {
+                    tollgate_pace::point();
+                    let Some(slot) = users.get_mut(route.service.as_str()) else {
+                        continue;
+                    };
+                    if slot[e].is_none() {
+                        slot[e] = Some(
+                            FieldPath::root()
+                                .key("apis")
+                                .index(i)
+                                .key("routes")
+                                .index(j),
+                        );
+                    }
+                }
+            }
+        }
+        for (s, referenced) in &referencing {
+            let Some(used) = users.get(config.services[*s].name.as_str()) else {
                 continue;
             };
-            for (path, text, is_url, names) in &referenced {
+            for (path, text, is_url, names) in referenced {
                 for (env, user) in envs.list.iter().zip(used) {
                     let Some(user) = user else { continue };
                     let mut missing = BTreeSet::new();
@@ -258,6 +278,10 @@ impl Validator {
         }
     }
 }
+
+/// A service field that references variables: where, its text, whether it is a target URL,
+/// and the variables it names.
+type Reference<'a> = (FieldPath, &'a str, bool, Vec<&'a str>);
 
 /// A deprecation `link`: an absolute `http(s)` URL that can go in a `Link` header.
 fn check_link(link: &str) -> Result<(), String> {

@@ -96,7 +96,8 @@ impl Compiler {
             self.global_policies(&config.policies, &mut policies);
 
         // Plans, in configuration order: reused when the definition is unchanged.
-        let service_index: HashMap<&str, usize> = config
+        // Looked up once per route: a fast hash (names come from the configuration).
+        let service_index: foldhash::HashMap<&str, usize> = config
             .services
             .iter()
             .enumerate()
@@ -150,7 +151,8 @@ impl Compiler {
         }
 
         let envs = config.effective_environments();
-        let mut routes = Vec::new();
+        // Room for every route once (each environment adds the routes live in it).
+        let mut routes = Vec::with_capacity(plans.iter().map(|(p, _)| p.routes.len()).sum());
         let mut compiled = Vec::with_capacity(envs.len());
         let mut bindings = Vec::with_capacity(envs.len());
         let mut routers = Vec::with_capacity(envs.len());

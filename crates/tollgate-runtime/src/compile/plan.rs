@@ -3,7 +3,6 @@
 //! and rewrite. A plan depends only on the API's definition (and the plugin registry), so a
 //! [`super::Compiler`] reuses it for as long as the definition does not change.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tollgate_model::{Api, Diagnostic, FieldPath, PathPattern};
@@ -72,7 +71,7 @@ pub(super) fn plan_api(
     api: &Api,
     a: usize,
     id: u64,
-    services: &HashMap<&str, usize>,
+    services: &foldhash::HashMap<&str, usize>,
     policies: &mut PolicyBuilder<'_>,
     errors: &mut Vec<Diagnostic>,
 ) -> Planned {

@@ -180,7 +180,7 @@ fn compile_with(compiler: &mut Compiler, yaml: &str) -> Result<Snapshot, Vec<Dia
     let mut config = parse_config(&valid, Format::Yaml, "t.yaml").unwrap();
     if yaml.contains("service: gone") {
         for api in &mut config.apis {
-            for route in &mut api.routes {
+            for route in api.routes.make_mut() {
                 if route.paths == ["= /e"] {
                     route.service = "gone".into();
                 }

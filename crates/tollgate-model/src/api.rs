@@ -249,3 +249,34 @@ pub enum HostPolicy {
     /// The target's host and port.
     Upstream,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(name: &str) -> Route {
+        serde_json::from_value(serde_json::json!({"name": name, "paths": ["/x"], "service": "s"}))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn routes_compare_by_content_and_share_until_changed() {
+        let a = Routes::from(vec![route("r0"), route("r1")]);
+        let copy = a.clone();
+        assert!(Arc::ptr_eq(&a.0, &copy.0), "a clone shares the list");
+        assert_eq!(a, copy);
+        // Equal content in a list of its own is still equal; different content is not.
+        assert_eq!(a, Routes::from(vec![route("r0"), route("r1")]));
+        assert_ne!(a, Routes::from(vec![route("r0")]));
+        // Changing a shared list copies it first: the other copy keeps the old routes.
+        let mut changed = copy.clone();
+        changed.make_mut()[1].name = "other".into();
+        assert_eq!(copy[1].name, "r1");
+        assert_ne!(changed, copy);
+        // Serialized as the plain list.
+        assert_eq!(
+            serde_json::to_value(&a).unwrap_or_default(),
+            serde_json::to_value(vec![route("r0"), route("r1")]).unwrap_or_default()
+        );
+    }
+}

@@ -12,8 +12,8 @@
 # 4. builds the release binary again with the profile (target/pgo/).
 #
 # The compiler then lays out hot code together and inlines along the paths that run: on the
-# benchmark's proxy path, 20 % fewer instructions and 4x fewer instruction-cache misses per
-# request than `cargo build --release` (docs/benchmarks.md, "Profile-guided build"). Behaviour
+# benchmark's proxy path, 16 % fewer instructions and half the instruction-cache misses per
+# request of `cargo build --release` (docs/benchmarks.md, "Profile-guided build"). Behaviour
 # is the same: only code placement and inlining change. Two fat-LTO builds: ~20 minutes on
 # 2 cores. Needs nginx, wrk, curl and openssl (scripts/setup.sh installs them).
 set -euo pipefail
@@ -79,7 +79,7 @@ LLVM_PROFILE_FILE="$PROFILES/tollgate-%p-%m.profraw" "$GEN" run -c "$WORK/train.
     --log-level warn >"$WORK/tollgate.log" 2>&1 &
 GW=$!
 PIDS+=("$GW")
-for ((i = 0; i < 100; i++)); do
+for ((i = 0; i < 30; i++)); do
     curl -fsS -o /dev/null "http://127.0.0.1:$PROXY_PORT/" 2>/dev/null && break
     kill -0 "$GW" 2>/dev/null || die "the instrumented gateway exited (see $WORK/tollgate.log)"
     sleep 0.1
@@ -87,24 +87,31 @@ done
 P=http://127.0.0.1:$PROXY_PORT
 T=https://localhost:$TLS_PORT
 run_wrk() { wrk "$@" | awk '/Requests\/sec/ {print "[pgo]   " $2 " req/s"}' >&2; }
+# Every path runs (a path never run is compiled as cold code), and the plain HTTP/1.1
+# proxying that most production traffic is makes up most of the profile: with equal weights
+# the proxy path ran 5 % more instructions and had 2.7x the instruction-cache misses.
 log "  plain HTTP/1.1 proxying (the benchmark's path)"
-run_wrk -t1 -c50 -d10s "$P/"
+run_wrk -t1 -c50 -d15s "$P/"
 log "  templates, rewrites, CORS, request bodies, mocks"
-run_wrk -t1 -c20 -d3s -H 'Origin: https://app.example' "$P/shop/items/42?fields=name"
-run_wrk -t1 -c20 -d3s -s scripts/pgo/post.lua "$P/shop/items"
-run_wrk -t1 -c10 -d2s "$P/shop/echo?x=1"
+run_wrk -t1 -c10 -d1s -H 'Origin: https://app.example' "$P/shop/items/42?fields=name"
+run_wrk -t1 -c10 -d1s -s scripts/pgo/post.lua "$P/shop/items"
+run_wrk -t1 -c10 -d1s "$P/shop/echo?x=1"
 log "  TLS (HTTP/1.1)"
-run_wrk -t1 -c20 -d3s "https://127.0.0.1:$TLS_PORT/"
+run_wrk -t1 -c10 -d1s "https://127.0.0.1:$TLS_PORT/"
 log "  HTTP/2: h2c prior knowledge and TLS with ALPN, a request body"
 # One request per curl: curl 7.88 fails a second request on a reused HTTP/2 connection
-# ("Error in the HTTP2 framing layer"), whatever the server (nginx too).
-for ((i = 0; i < 100; i++)); do
-    curl -fsS --http2-prior-knowledge -o /dev/null "$P/shop/items/$i"
-    curl -fsS --http2 -k --resolve "localhost:$TLS_PORT:127.0.0.1" -o /dev/null "$T/shop/items/$i"
+# ("Error in the HTTP2 framing layer"), whatever the server (nginx too). A failed request
+# only leaves a sample out of the profile, so it is counted, not fatal.
+h2_failed=0
+for ((i = 0; i < 30; i++)); do
+    curl -fsS --http2-prior-knowledge -o /dev/null "$P/shop/items/$i" || h2_failed=$((h2_failed + 1))
+    curl -fsS --http2 -k --resolve "localhost:$TLS_PORT:127.0.0.1" -o /dev/null "$T/shop/items/$i" ||
+        h2_failed=$((h2_failed + 1))
 done
 curl -fsS --http2-prior-knowledge -o /dev/null -X POST -H 'content-type: application/json' \
-    -H 'origin: https://app.example' --data '{"sku":"B-2"}' "$P/shop/items"
+    -H 'origin: https://app.example' --data '{"sku":"B-2"}' "$P/shop/items" || h2_failed=$((h2_failed + 1))
 curl -sS -o /dev/null "$P/shop/nowhere"
+((h2_failed == 0)) || log "  WARNING: $h2_failed of 61 HTTP/2 requests failed (see $WORK/tollgate.log)"
 kill -TERM "$GW"
 wait "$GW" || die "the instrumented gateway did not exit cleanly (see $WORK/tollgate.log)"
 ls "$PROFILES"/*.profraw >/dev/null 2>&1 || die "the training run wrote no profile"

@@ -54,13 +54,8 @@ render() {
         -e "s|@NGINX_PORT@|$NGINX_PORT|g" "$1" >"$2"
 }
 
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/children.sh
+source scripts/lib/children.sh
 
 render bench/nginx-origin.conf.tmpl "$WORK/origin/nginx.conf" "$PWD/$WORK/origin"
 "$NGINX" -p "$PWD/$WORK/origin/" -c "$PWD/$WORK/origin/nginx.conf" -e "$PWD/$WORK/origin/error.log" \

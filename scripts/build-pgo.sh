@@ -54,13 +54,8 @@ PROXY_PORT=${PROXY_PORT:-19502}
 TLS_PORT=${TLS_PORT:-19503}
 ADMIN_PORT=${ADMIN_PORT:-19504}
 DIR=$PWD/$WORK
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/children.sh
+source scripts/lib/children.sh
 
 sed -e "s|@PREFIX@|$DIR/origin|g" -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g" \
     bench/nginx-origin.conf.tmpl >"$WORK/origin/nginx.conf"

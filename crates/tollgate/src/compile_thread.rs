@@ -117,8 +117,8 @@ impl Retirable for Snapshot {
     }
 }
 
-/// A retired value: `Some` while it is not freed yet. Called when the thread looks at it;
-/// frees the value and says `true` once nobody else holds it.
+/// A retired value, looked at each time the thread wakes up: it frees the value and says
+/// `true` once nobody else holds it, and says `false` (keeping it) until then.
 type Retired = Box<dyn FnMut() -> bool + Send>;
 
 fn retired<T: Retirable>(value: Arc<T>) -> Retired {

@@ -437,9 +437,11 @@ def test_json_config_file_runs_and_serves(tollgate_bin, tmp_path):
 
 def test_quickstart_example_runs_and_echoes_requests(gateway_factory, tollgate_bin):
     text = (REPO / "examples" / "quickstart.yaml").read_text()
-    assert "127.0.0.1:8080" in text and "127.0.0.1:8081" in text
-    proxy, admin = free_port(), free_port()
-    text = text.replace("127.0.0.1:8080", f"127.0.0.1:{proxy}").replace("127.0.0.1:8081", f"127.0.0.1:{admin}")
+    assert all(f"127.0.0.1:{p}" in text for p in (8080, 8081, 8082))
+    proxy, admin, status = free_port(), free_port(), free_port()
+    text = (text.replace("127.0.0.1:8080", f"127.0.0.1:{proxy}")
+            .replace("127.0.0.1:8081", f"127.0.0.1:{admin}")
+            .replace("127.0.0.1:8082", f"127.0.0.1:{status}"))
     gw = gateway_factory(text)
     assert gw.proxy_port == proxy
 
@@ -469,5 +471,8 @@ def test_quickstart_example_runs_and_echoes_requests(gateway_factory, tollgate_b
     if curl.returncode == 0:
         assert curl.stdout.startswith("HTTP/1.1 200")
         assert '"path": "/echo/hello"' in curl.stdout
-    m = httpx.get(f"{gw.admin_url}/metrics", timeout=5)
+    # metrics without a token on the status listener; the admin listener wants one
+    m = httpx.get(f"http://127.0.0.1:{status}/metrics", timeout=5)
     assert m.status_code == 200 and "tollgate_requests_total" in m.text
+    refused = httpx.get(f"{gw.admin_url}/metrics", timeout=5)
+    assert refused.status_code == 401 and "status listener" in refused.json()["error"]["message"]

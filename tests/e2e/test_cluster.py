@@ -112,7 +112,10 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def metric(node, name: str) -> float:
-    text = httpx.get(node.admin_url + "/metrics", timeout=5).text
+    # on the admin listener /metrics needs a token (a data-plane node's status listener
+    # ignores it)
+    text = httpx.get(node.admin_url + "/metrics", timeout=5,
+                     headers={"Authorization": f"Bearer {node.token}"}).text
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
@@ -326,6 +329,9 @@ def test_losing_the_store_loses_no_request(store_gateway_factory, tmp_path):
         health = restarted.health()
         assert health["store"]["from_cache"] is True and health["store"]["reachable"] is False
         assert rev_of(restarted) == "0"
+        # its admin tokens too: /metrics (which needs one) still answers
+        assert (restarted.data_dir / "admin-tokens.json").stat().st_mode & 0o777 == 0o600
+        assert metric(restarted, "tollgate_store_reachable") == 0
         load.add(restarted)
         time.sleep(1)
 

@@ -233,11 +233,44 @@ def test_metrics_count_requests_by_route_service_status_class_and_histogram(gate
 
 def test_metrics_endpoint_serves_prometheus_text(gateway_factory, origin):
     gw = gateway_factory(obs_config(origin))
-    r = httpx.get(gw.admin_url + "/metrics", timeout=5)
+    r = httpx.get(gw.status_url + "/metrics", timeout=5)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith(("text/plain", "application/openmetrics-text"))
     assert "# TYPE tollgate_requests counter" in r.text or "# TYPE tollgate_requests_total counter" in r.text
     assert value(r.text, "tollgate_config_revision") == 1
+
+
+def test_admin_metrics_need_a_token_and_the_status_listener_does_not(gateway_factory, origin, tmp_path):
+    import hashlib
+
+    viewer = "tg_viewer_" + "x" * 32
+    token_file = tmp_path / "admin-tokens"
+    token_file.write_text(
+        "# scrapers\n"
+        f"viewer {hashlib.sha256(viewer.encode()).hexdigest()} prometheus\n")
+    gw = gateway_factory(obs_config(origin), args=("--admin-token-file", str(token_file)))
+    httpx.get(gw.proxy_url + "/hello", timeout=5)
+
+    missing = httpx.get(gw.admin_url + "/metrics", timeout=5)
+    assert missing.status_code == 401
+    error = missing.json()["error"]
+    assert error["code"] == "unauthorized" and "status listener" in error["message"], error
+    wrong = httpx.get(gw.admin_url + "/metrics", timeout=5, headers={"Authorization": "Bearer tg_nope"})
+    assert wrong.status_code == 401 and "tollgate_requests" not in wrong.text
+
+    ok = httpx.get(gw.admin_url + "/metrics", timeout=5, headers={"Authorization": f"Bearer {viewer}"})
+    assert ok.status_code == 200 and "tollgate_requests_total" in ok.text
+    # the same token reads the admin API; health needs none on either listener
+    assert httpx.get(gw.admin_url + "/api/v1/status", timeout=5,
+                     headers={"Authorization": f"Bearer {viewer}"}).status_code == 200
+    assert httpx.get(gw.admin_url + "/health/ready", timeout=5).status_code == 200
+
+    open_metrics = httpx.get(gw.status_url + "/metrics", timeout=5)
+    assert open_metrics.status_code == 200 and "tollgate_requests_total" in open_metrics.text
+    assert httpx.get(gw.status_url + "/health/live", timeout=5).text == "ok\n"
+    # the status listener has no admin API
+    assert httpx.get(gw.status_url + "/api/v1/status", timeout=5,
+                     headers={"Authorization": f"Bearer {viewer}"}).status_code == 404
 
 
 # ------------------------------------------------------------------------------------ log level

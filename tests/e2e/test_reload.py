@@ -100,7 +100,15 @@ def line_col(text: str, needle: str) -> tuple[int, int]:
 def listen_block(gw) -> str:
     """The `listen` section the running gateway was started with (reloads keep listeners)."""
     admin_port = int(gw.admin_url.rsplit(":", 1)[1])
-    return f"listen:\n  proxy: 127.0.0.1:{gw.proxy_port}\n  admin: 127.0.0.1:{admin_port}\n"
+    status_port = int(gw.status_url.rsplit(":", 1)[1])
+    return (f"listen:\n  proxy: 127.0.0.1:{gw.proxy_port}\n  admin: 127.0.0.1:{admin_port}\n"
+            f"  status: 127.0.0.1:{status_port}\n")
+
+
+def new_listen() -> str:
+    """A `listen` section on free ports, with a status listener (/metrics without a token)."""
+    return (f"listen:\n  proxy: 127.0.0.1:{free_port()}\n  admin: 127.0.0.1:{free_port()}\n"
+            f"  status: 127.0.0.1:{free_port()}\n")
 
 
 def metric(text: str, name: str, labels: str = "") -> float | None:
@@ -335,7 +343,7 @@ def drive_reloads(gw, origin, *, via_watch: bool, capsys=None) -> None:
 
 
 def start_version_a(gateway_factory, origin, args=()):
-    listen = f"listen:\n  proxy: 127.0.0.1:{free_port()}\n  admin: 127.0.0.1:{free_port()}\n"
+    listen = new_listen()
     gw = gateway_factory(config_text(listen, origin.url, "A"), args=args)
     with httpx.Client(base_url=gw.proxy_url, timeout=5) as c:
         r = c.get("/version")
@@ -485,7 +493,7 @@ def test_file_watch_reloads_when_a_configmap_style_symlink_is_swapped(tollgate_b
     import os
     import subprocess
 
-    listen = f"listen:\n  proxy: 127.0.0.1:{free_port()}\n  admin: 127.0.0.1:{free_port()}\n"
+    listen = new_listen()
     proxy_url = "http://" + listen.split("proxy: ")[1].split("\n")[0]
     d = tmp_path / "configmap"
     (d / "..2024_01").mkdir(parents=True)
@@ -524,7 +532,7 @@ def test_file_watch_reloads_when_a_configmap_style_symlink_is_swapped(tollgate_b
 def test_sighup_during_startup_does_not_kill_the_gateway(gateway_factory, origin):
     import signal as _signal
 
-    listen = f"listen:\n  proxy: 127.0.0.1:{free_port()}\n  admin: 127.0.0.1:{free_port()}\n"
+    listen = new_listen()
     gw = gateway_factory(config_text(listen, origin.url, "A"), wait_ready=False)
     # A signal that arrives before the program's first instruction can only take the default
     # action, for any program. Wait until the process catches SIGHUP (bit 1 of SigCgt: set by

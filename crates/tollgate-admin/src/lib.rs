@@ -2,10 +2,13 @@
 //!
 //! Serves `/metrics` (Prometheus text format), `/health/live`, `/health/ready` and, when the
 //! binary hands it a [`control::Control`], the admin REST API under `/api/v1` (bearer tokens,
-//! roles, OpenAPI 3.1 document at `/api/v1/openapi.json`; see `docs/admin-api.md`). It never
-//! sees the proxy: the binary hands it the metrics registry, a readiness flag, a
-//! [`HealthProbe`] for what the node serves, the control core and where admin tokens come
-//! from. [`router`] without an API is also what a data-plane node's status listener serves.
+//! roles, OpenAPI 3.1 document at `/api/v1/openapi.json`; see `docs/admin-api.md`). With the
+//! API, `/metrics` needs a token too (any role); the health endpoints never do (load
+//! balancers probe them without credentials). It never sees the proxy: the binary hands it
+//! the metrics registry, a readiness flag, a [`HealthProbe`] for what the node serves, the
+//! control core and where admin tokens come from. [`router`] without an API is what a status
+//! listener serves: health and metrics without a token, for scrapers on a network the
+//! operator chose.
 
 mod api;
 pub mod control;
@@ -38,6 +41,7 @@ pub struct AdminState {
     control: Option<Arc<Control>>,
     token_store: Option<tollgate_store::Store>,
     token_source: Option<Arc<dyn TokenSource>>,
+    token_copy_dir: Option<std::path::PathBuf>,
     probe: Option<Arc<dyn HealthProbe>>,
 }
 
@@ -68,6 +72,7 @@ impl AdminState {
             control: None,
             token_store: None,
             token_source: None,
+            token_copy_dir: None,
             probe: None,
         }
     }
@@ -92,6 +97,13 @@ impl AdminState {
         self
     }
 
+    /// Keeps the copy of the store's token table in `data_dir`, so that a node restarted
+    /// while its store is unreachable still accepts its tokens (see [`StoreTokens`]).
+    pub fn with_token_copy_in(mut self, data_dir: std::path::PathBuf) -> Self {
+        self.token_copy_dir = Some(data_dir);
+        self
+    }
+
     /// Where tokens are checked, instead of the store given to [`AdminState::with_api`]
     /// (e.g. [`tokens::StaticTokens`] read from a token file in file mode). Token management
     /// through the API still needs a store.
@@ -101,23 +113,31 @@ impl AdminState {
     }
 }
 
-/// The admin routes.
+/// The admin routes: with an API, `/metrics` needs a token; without one (a status
+/// listener), it does not.
 pub fn router(state: AdminState) -> Router {
-    let base = Router::new()
-        .route("/metrics", get(metrics))
+    let health = Router::new()
         .route("/health/live", get(|| async { "ok\n" }))
-        .route("/health/ready", get(ready))
-        .with_state(state.clone());
-    let Some(control) = state.control else {
-        return base;
+        .route("/health/ready", get(ready));
+    let Some(control) = state.control.clone() else {
+        return health.route("/metrics", get(metrics)).with_state(state);
     };
-    let tokens = state.token_source.or_else(|| {
-        state
-            .token_store
-            .clone()
-            .map(|store| Arc::new(StoreTokens::new(store)) as Arc<dyn TokenSource>)
+    let tokens = state.token_source.clone().or_else(|| {
+        state.token_store.clone().map(|store| {
+            let mut source = StoreTokens::new(store);
+            if let Some(dir) = &state.token_copy_dir {
+                source = source.persisted_in(dir);
+            }
+            let source = Arc::new(source);
+            source.refresh_in_background();
+            source as Arc<dyn TokenSource>
+        })
     });
-    base.merge(api::router(control, state.token_store, tokens))
+    let registry = state.registry.clone();
+    let token_store = state.token_store.clone();
+    health
+        .with_state(state)
+        .merge(api::router(control, token_store, tokens, registry))
 }
 
 /// The admin API's OpenAPI 3.1 document, as served at `/api/v1/openapi.json` and checked in
@@ -144,9 +164,14 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AdminState>) -> axum::response::Response {
+    encode_metrics(&state.registry)
+}
+
+/// Every metric of `registry` in the OpenMetrics text format.
+pub(crate) fn encode_metrics(registry: &Registry) -> axum::response::Response {
     let mut body = String::with_capacity(16 * 1024);
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+    match prometheus_client::encoding::text::encode(&mut body, registry) {
         Ok(()) => (
             StatusCode::OK,
             [(

@@ -7,12 +7,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tollgate_store::secrets::is_sha256_hex;
-use tollgate_store::{Role, Store, StoreError};
+use tollgate_store::{Role, Store, StoreError, TokenRecord};
 
 /// Who presented a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,77 +43,322 @@ pub trait TokenSource: Send + Sync + 'static {
     fn invalidate(&self) {}
 }
 
-/// How long [`StoreTokens`] trusts a cached lookup: a token revoked on another node stops
-/// working within this time (at once on the node that revoked it).
-const CACHE_TTL: Duration = Duration::from_secs(5);
-/// Cached lookups kept at most (the cache is emptied when full).
-const CACHE_ENTRIES: usize = 1024;
+/// How long [`StoreTokens`] trusts its copy of the token table without reading the store
+/// again: a token revoked on another node stops working here within this time (at once on
+/// the node that revoked it).
+const FRESH_FOR: Duration = Duration::from_secs(5);
 
-/// Tokens in the store's token table, with a short-lived cache of known tokens (unknown ones
-/// are never cached, so a new token works at once and random guesses cannot fill memory).
-pub struct StoreTokens {
-    store: Store,
-    generation: AtomicU64,
-    cache: tokio::sync::Mutex<HashMap<String, Cached>>,
+/// Where [`StoreTokens`] reads the token table: the store, or a stand-in in tests.
+pub trait TokenTable: Send + Sync + 'static {
+    /// Every token (hashes, never clear tokens).
+    fn tokens(&self) -> TableRead<'_>;
 }
 
-struct Cached {
-    identity: Identity,
-    at: Instant,
+/// A boxed read of the token table.
+pub type TableRead<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<TokenRecord>, StoreError>> + Send + 'a>>;
+
+impl TokenTable for Store {
+    fn tokens(&self) -> TableRead<'_> {
+        Box::pin(self.list_tokens())
+    }
+}
+
+/// Tokens in the store's token table, checked against a copy of the whole table (a few
+/// hashes) that survives the store going away.
+///
+/// - The copy is read at start and every half [`FRESH_FOR`] in the background
+///   ([`StoreTokens::refresh_in_background`]). A token in a copy read less than
+///   [`FRESH_FOR`] ago is accepted without a query.
+/// - Any other token (unknown to the copy, or the copy is old) reads the table again, so a
+///   token created on another node works at once and a revoked one stops within
+///   [`FRESH_FOR`] (at once on the node that revoked it: [`TokenSource::invalidate`]).
+///   Unknown tokens never enter the copy, so guesses cannot fill memory.
+/// - When the store cannot be reached, tokens of the last copy are still accepted (and the
+///   store is not asked again for [`FRESH_FOR`]); unknown ones get the store's error (503).
+///   So `/metrics` and the read-only calls keep working through an outage, which is when
+///   operators need them. A known token never waits for a read that another lookup started.
+/// - With [`StoreTokens::persisted_in`], the copy is kept in a file (hashes, roles and
+///   names, owner-only permissions), so a node restarted during an outage still knows its
+///   tokens.
+pub struct StoreTokens {
+    table: Box<dyn TokenTable>,
+    file: Option<PathBuf>,
+    generation: AtomicU64,
+    mirror: tokio::sync::Mutex<Mirror>,
+    /// Held while the table is read: one read at a time.
+    reading: tokio::sync::Mutex<()>,
+    /// [`FRESH_FOR`], shorter in tests.
+    fresh_for: Duration,
+}
+
+/// The copy of the token table.
+#[derive(Default)]
+struct Mirror {
+    by_hash: HashMap<String, Identity>,
+    /// The generation (see [`TokenSource::invalidate`]) when the copy was read or loaded
+    /// from its file: a token revoked on this node since then may still be in it.
     generation: u64,
+    /// When the table was last read.
+    read: Option<Instant>,
+    /// When the store last failed to answer.
+    failed: Option<Instant>,
+}
+
+impl Mirror {
+    /// Whether a known token can be accepted without reading the table.
+    fn usable(&self, generation: u64, fresh_for: Duration) -> bool {
+        let recent = |at: Option<Instant>| at.is_some_and(|at| at.elapsed() < fresh_for);
+        self.generation == generation && (recent(self.read) || recent(self.failed))
+    }
 }
 
 impl std::fmt::Debug for StoreTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreTokens")
-            .field("store", &self.store)
+            .field("file", &self.file)
             .finish_non_exhaustive()
     }
+}
+
+/// The file a node keeps its copy of the token table in (see [`StoreTokens::persisted_in`]).
+pub const MIRROR_FILE_NAME: &str = "admin-tokens.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MirrorFile {
+    format: u32,
+    tokens: Vec<MirroredToken>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MirroredToken {
+    sha256: String,
+    id: String,
+    name: String,
+    role: String,
 }
 
 impl StoreTokens {
     /// Tokens of `store`.
     pub fn new(store: Store) -> Self {
+        Self::over(Box::new(store))
+    }
+
+    /// Tokens of any token table.
+    pub fn over(table: Box<dyn TokenTable>) -> Self {
         Self {
-            store,
+            table,
+            file: None,
             generation: AtomicU64::new(0),
-            cache: tokio::sync::Mutex::new(HashMap::new()),
+            mirror: tokio::sync::Mutex::new(Mirror::default()),
+            reading: tokio::sync::Mutex::new(()),
+            fresh_for: FRESH_FOR,
         }
+    }
+
+    /// Keeps the copy of the token table in `data_dir` ([`MIRROR_FILE_NAME`]), and starts
+    /// from the copy found there (it is used only while the store cannot be reached: the
+    /// first lookup reads the store). A missing or unreadable file starts empty (logged).
+    pub fn persisted_in(mut self, data_dir: &Path) -> Self {
+        let path = data_dir.join(MIRROR_FILE_NAME);
+        match read_mirror(&path) {
+            Ok(by_hash) => self.mirror.get_mut().by_hash = by_hash,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                file = %path.display(),
+                error = %e,
+                "ignoring the saved copy of the admin tokens"
+            ),
+        }
+        self.file = Some(path);
+        self
+    }
+
+    /// Reads the table now and then every half [`FRESH_FOR`] on the current runtime (while
+    /// `self` lives), so that the copy is current even where no token was presented since
+    /// the start. Does nothing outside a runtime.
+    pub fn refresh_in_background(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let Some(period) = weak.upgrade().map(|tokens| tokens.fresh_for / 2) else {
+                return;
+            };
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(tokens) = weak.upgrade() else { return };
+                let generation = tokens.generation.load(Ordering::Acquire);
+                // (`_reading` is held until the end of the statement: one read at a time)
+                if let Ok(_reading) = tokens.reading.try_lock()
+                    && let Err(e) = tokens.read_table(generation).await
+                    && !e.is_unreachable()
+                {
+                    tracing::warn!(error = %e, "cannot read the admin tokens");
+                }
+            }
+        });
     }
 
     async fn lookup(&self, hash: &str) -> Result<Option<Identity>, StoreError> {
         let generation = self.generation.load(Ordering::Acquire);
-        {
-            let cache = self.cache.lock().await;
-            if let Some(hit) = cache.get(hash)
-                && hit.generation == generation
-                && hit.at.elapsed() < CACHE_TTL
-            {
-                return Ok(Some(hit.identity.clone()));
+        let fresh_for = self.fresh_for;
+        let (known, current) = {
+            let mirror = self.mirror.lock().await;
+            let known = mirror.by_hash.get(hash).cloned();
+            if known.is_some() && mirror.usable(generation, fresh_for) {
+                return Ok(known);
+            }
+            (known, mirror.generation == generation)
+        };
+        let _reading = match self.reading.try_lock() {
+            Ok(reading) => reading,
+            // Another lookup or the refresher is reading the table: a known token does not
+            // wait for it, unless a token was revoked here since the copy was read.
+            Err(_) if known.is_some() && current => return Ok(known),
+            Err(_) => self.reading.lock().await,
+        };
+        match self.read_table(generation).await {
+            Ok(()) => Ok(self.mirror.lock().await.by_hash.get(hash).cloned()),
+            // not a token revoked here since the copy was read
+            Err(e) if e.is_unreachable() && known.is_some() && current => Ok(known),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads the table into the copy and saves it when it changed. The caller holds
+    /// `reading`.
+    async fn read_table(&self, generation: u64) -> Result<(), StoreError> {
+        let result = self.table.tokens().await;
+        let mut mirror = self.mirror.lock().await;
+        match result {
+            Ok(records) => {
+                let by_hash: HashMap<String, Identity> = records
+                    .into_iter()
+                    .map(|r| {
+                        let identity = Identity {
+                            id: r.id,
+                            name: r.name,
+                            role: r.role,
+                        };
+                        (r.hash, identity)
+                    })
+                    .collect();
+                let changed = by_hash != mirror.by_hash;
+                mirror.by_hash = by_hash;
+                mirror.generation = generation;
+                mirror.read = Some(Instant::now());
+                mirror.failed = None;
+                if changed && let Some(path) = &self.file {
+                    let copy = mirror.by_hash.clone();
+                    drop(mirror);
+                    save_mirror(path.clone(), &copy).await;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if e.is_unreachable() {
+                    if mirror.failed.is_none() {
+                        tracing::warn!(
+                            error = %e,
+                            "the store cannot be reached: admin tokens are checked against the last copy of the token table"
+                        );
+                    }
+                    mirror.failed = Some(Instant::now());
+                }
+                Err(e)
             }
         }
-        let Some(record) = self.store.token_by_hash(hash).await? else {
-            return Ok(None);
-        };
-        let identity = Identity {
-            id: record.id,
-            name: record.name,
-            role: record.role,
-        };
-        let mut cache = self.cache.lock().await;
-        if cache.len() >= CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(
-            hash.to_owned(),
-            Cached {
-                identity: identity.clone(),
-                at: Instant::now(),
-                generation,
-            },
-        );
-        Ok(Some(identity))
     }
+}
+
+fn read_mirror(path: &Path) -> std::io::Result<HashMap<String, Identity>> {
+    let bytes = std::fs::read(path)?;
+    let file: MirrorFile = serde_json::from_slice(&bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    if file.format != 1 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "format {} is not the one this binary writes (1)",
+                file.format
+            ),
+        ));
+    }
+    file.tokens
+        .into_iter()
+        .map(|t| {
+            let role = Role::parse(&t.role).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("unknown role {:?}", t.role),
+                )
+            })?;
+            if !is_sha256_hex(&t.sha256) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a token hash is not 64 hex digits",
+                ));
+            }
+            let identity = Identity {
+                id: t.id,
+                name: t.name,
+                role,
+            };
+            Ok((t.sha256, identity))
+        })
+        .collect()
+}
+
+/// Writes the copy atomically (a temporary file, synced, renamed; owner-only), off the
+/// async threads. A failure is logged: the copy in memory still serves.
+async fn save_mirror(path: PathBuf, by_hash: &HashMap<String, Identity>) {
+    let mut tokens: Vec<MirroredToken> = by_hash
+        .iter()
+        .map(|(hash, who)| MirroredToken {
+            sha256: hash.clone(),
+            id: who.id.clone(),
+            name: who.name.clone(),
+            role: who.role.as_str().to_owned(),
+        })
+        .collect();
+    tokens.sort_by(|a, b| a.id.cmp(&b.id));
+    let file = MirrorFile { format: 1, tokens };
+    let written = tokio::task::spawn_blocking(move || {
+        serde_json::to_vec(&file)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| write_private(&path, &bytes))
+            .map_err(|e| (path, e))
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err((path, e))) => tracing::warn!(
+            file = %path.display(),
+            error = %e,
+            "cannot save the copy of the admin tokens"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot save the copy of the admin tokens"),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
 }
 
 impl TokenSource for StoreTokens {
@@ -257,8 +504,138 @@ mod tests {
         assert!(e.to_string().contains("ROLE SHA256 NAME"), "{e}");
     }
 
+    /// A token table that can be made unreachable, counting its reads.
+    #[derive(Clone, Default)]
+    struct FakeTable {
+        tokens: Arc<std::sync::atomic::AtomicBool>,
+        down: Arc<std::sync::atomic::AtomicBool>,
+        reads: Arc<AtomicU64>,
+    }
+
+    impl TokenTable for FakeTable {
+        fn tokens(&self) -> TableRead<'_> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let down = self.down.load(Ordering::SeqCst);
+            let present = self.tokens.load(Ordering::SeqCst);
+            Box::pin(async move {
+                if down {
+                    return Err(StoreError::Timeout(Duration::from_millis(1)));
+                }
+                Ok(if present {
+                    vec![TokenRecord {
+                        id: "tok_1".into(),
+                        name: "scraper".into(),
+                        role: Role::Viewer,
+                        hash: sha256_hex("tg_secret"),
+                        created_at: 0,
+                        created_by: "test".into(),
+                    }]
+                } else {
+                    Vec::new()
+                })
+            })
+        }
+    }
+
+    #[test]
+    fn known_tokens_survive_an_unreachable_store_and_unknown_ones_get_its_error() {
+        let table = FakeTable::default();
+        table.tokens.store(true, Ordering::SeqCst);
+        let mut tokens = StoreTokens::over(Box::new(table.clone()));
+        tokens.fresh_for = Duration::from_millis(50);
+        let hash = sha256_hex("tg_secret");
+        let who = futures_lite(tokens.identify(&hash)).unwrap().unwrap();
+        assert_eq!((who.name.as_str(), who.role), ("scraper", Role::Viewer));
+        // fresh copy: no second read
+        futures_lite(tokens.identify(&hash)).unwrap().unwrap();
+        assert_eq!(table.reads.load(Ordering::SeqCst), 1);
+
+        table.down.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(60)); // the copy is no longer fresh
+        let who = futures_lite(tokens.identify(&hash)).unwrap();
+        assert_eq!(who.map(|w| w.id), Some("tok_1".to_owned()));
+        assert_eq!(table.reads.load(Ordering::SeqCst), 2);
+        // while the store is down it is not asked again for known tokens...
+        futures_lite(tokens.identify(&hash)).unwrap().unwrap();
+        assert_eq!(table.reads.load(Ordering::SeqCst), 2);
+        // ...but an unknown token cannot be told from a new one: the store's error
+        let e = futures_lite(tokens.identify(&sha256_hex("other"))).unwrap_err();
+        assert!(e.is_unreachable(), "{e}");
+
+        // back, and the token revoked meanwhile: refused at the next read
+        table.down.store(false, Ordering::SeqCst);
+        table.tokens.store(false, Ordering::SeqCst);
+        tokens.invalidate();
+        assert!(futures_lite(tokens.identify(&hash)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_token_revoked_here_is_refused_even_when_the_store_then_fails() {
+        let table = FakeTable::default();
+        table.tokens.store(true, Ordering::SeqCst);
+        let tokens = StoreTokens::over(Box::new(table.clone()));
+        let hash = sha256_hex("tg_secret");
+        futures_lite(tokens.identify(&hash)).unwrap().unwrap();
+        tokens.invalidate(); // revoked through this node's API...
+        table.down.store(true, Ordering::SeqCst); // ...and the store goes away at once
+        assert!(futures_lite(tokens.identify(&hash)).is_err());
+    }
+
+    #[test]
+    fn the_background_refresh_reads_the_table_before_any_token_is_presented() {
+        let table = FakeTable::default();
+        table.tokens.store(true, Ordering::SeqCst);
+        let mut tokens = StoreTokens::over(Box::new(table.clone()));
+        tokens.fresh_for = Duration::from_millis(200);
+        let tokens = Arc::new(tokens);
+        futures_lite(async {
+            tokens.refresh_in_background();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            table.down.store(true, Ordering::SeqCst);
+            // no fresh copy any more: the lookup asks the store, which fails
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let who = tokens.identify(&sha256_hex("tg_secret")).await.unwrap();
+            assert_eq!(who.map(|w| w.name), Some("scraper".to_owned()));
+        });
+        assert!(table.reads.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[test]
+    fn the_copy_is_saved_and_serves_a_restart_during_an_outage() {
+        let dir = std::env::temp_dir().join(format!("tollgate-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let table = FakeTable::default();
+        table.tokens.store(true, Ordering::SeqCst);
+        let hash = sha256_hex("tg_secret");
+        let first = StoreTokens::over(Box::new(table.clone())).persisted_in(&dir);
+        futures_lite(first.identify(&hash)).unwrap().unwrap();
+        let path = dir.join(MIRROR_FILE_NAME);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(&hash) && !text.contains("tg_secret"),
+            "{text}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        table.down.store(true, Ordering::SeqCst);
+        let restarted = StoreTokens::over(Box::new(table.clone())).persisted_in(&dir);
+        let who = futures_lite(restarted.identify(&hash)).unwrap().unwrap();
+        assert_eq!(who.name, "scraper");
+
+        std::fs::write(&path, "{not json").unwrap();
+        let corrupt = StoreTokens::over(Box::new(table)).persisted_in(&dir);
+        assert!(futures_lite(corrupt.identify(&hash)).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn futures_lite<T>(f: impl Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .unwrap()
             .block_on(f)

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 /// Listener addresses. Defaults: proxy `0.0.0.0:8080`, TLS proxy `0.0.0.0:8443` (only used when
-/// certificates are configured), admin `127.0.0.1:8081`.
+/// certificates are configured), admin `127.0.0.1:8081`, no status listener.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
@@ -15,9 +15,14 @@ pub struct Listen {
     /// TLS proxy listener; active only when `tls.certificates` is not empty.
     #[serde(default = "default_proxy_tls")]
     pub proxy_tls: SocketAddr,
-    /// Admin listener (metrics, later the admin API). Binds to loopback by default.
+    /// Admin listener: the admin API, `/metrics` (both need a token) and health. Binds to
+    /// loopback by default.
     #[serde(default = "default_admin")]
     pub admin: SocketAddr,
+    /// Status listener: health and `/metrics` without a token, for load balancers and
+    /// scrapers (off by default; `--status-listen` overrides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<SocketAddr>,
 }
 
 impl Default for Listen {
@@ -26,6 +31,7 @@ impl Default for Listen {
             proxy: default_proxy(),
             proxy_tls: default_proxy_tls(),
             admin: default_admin(),
+            status: None,
         }
     }
 }

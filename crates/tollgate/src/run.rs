@@ -43,9 +43,10 @@ pub(crate) struct RunArgs {
     /// health and metrics on --status-listen) or `control-plane` (admin listener only).
     #[arg(long, value_enum, default_value = "all", env = "TOLLGATE_ROLE")]
     role: Role,
-    /// A listener for health (`/health/live`, `/health/ready`) and `/metrics` only, e.g. on a
-    /// public address for a load balancer. A data-plane node serves them here, by default on
-    /// 127.0.0.1:8081.
+    /// A listener for health (`/health/live`, `/health/ready`) and `/metrics` without a token
+    /// (on the admin listener `/metrics` needs one), e.g. for a load balancer and Prometheus.
+    /// A data-plane node serves them here, by default on 127.0.0.1:8081. Overrides
+    /// `listen.status` of a configuration file.
     #[arg(long, env = "TOLLGATE_STATUS_LISTEN")]
     status_listen: Option<SocketAddr>,
     /// Admin API tokens as lines of `ROLE SHA256 NAME` (file mode; in store mode tokens live
@@ -258,6 +259,9 @@ fn serve(
         let mut state = health_only
             .clone()
             .with_api(Some(mode.control()), mode.store());
+        if let Mode::Store(_) = &mode {
+            state = state.with_token_copy_in(args.store.data_dir.clone());
+        }
         if let Some(path) = &args.admin_token_file {
             let tokens = tollgate_admin::tokens::StaticTokens::load(path)
                 .map_err(|e| (format!("tollgate: {e}"), 2))?;
@@ -271,6 +275,7 @@ fn serve(
     };
     let status_addr = args
         .status_listen
+        .or(listen.status)
         .or_else(|| (role == Role::DataPlane).then(|| Listen::default().admin));
     let status = match status_addr {
         Some(addr) => {
@@ -513,6 +518,7 @@ fn open_mode(
         proxy: args.listen.unwrap_or(defaults.proxy),
         proxy_tls: args.listen_tls.unwrap_or(defaults.proxy_tls),
         admin: args.admin_listen.unwrap_or(defaults.admin),
+        status: args.status_listen,
     };
     let opened = runtime
         .block_on(store_mode::open(&args.store, plugins, listen, args.role))

@@ -108,6 +108,8 @@ class Gateway:
             listen.setdefault("proxy", f"127.0.0.1:{free_port()}")
             listen.setdefault("admin", f"127.0.0.1:{free_port()}")
             listen.setdefault("proxy_tls", f"127.0.0.1:{free_port()}")
+            # health and /metrics without a token (on the admin listener /metrics needs one)
+            listen.setdefault("status", f"127.0.0.1:{free_port()}")
             self._listen = {k: str(v) for k, v in listen.items()}
             return json.dumps(cfg, indent=2) + "\n"
         text = str(config)
@@ -131,6 +133,7 @@ class Gateway:
                 "proxy": f"127.0.0.1:{free_port()}",
                 "admin": f"127.0.0.1:{free_port()}",
                 "proxy_tls": f"127.0.0.1:{free_port()}",
+                "status": f"127.0.0.1:{free_port()}",
             }
         block = "\nlisten:\n" + "".join(f"  {k}: {v}\n" for k, v in self._listen.items())
         return text.rstrip("\n") + "\n" + block
@@ -173,6 +176,14 @@ class Gateway:
     @property
     def admin_url(self) -> str:
         host, port = _split_addr(self._listen["admin"])
+        return f"http://{host}:{port}"
+
+    @property
+    def status_url(self) -> str | None:
+        """The status listener (health and /metrics without a token), when configured."""
+        if "status" not in self._listen:
+            return None
+        host, port = _split_addr(self._listen["status"])
         return f"http://{host}:{port}"
 
     @property
@@ -330,7 +341,9 @@ class Gateway:
             time.sleep(0.05)
 
     def metrics(self) -> str:
-        status, body = _http_get(self.admin_url + "/metrics", timeout=5.0)
+        """/metrics from the status listener (no token needed there)."""
+        assert self.status_url, "this gateway's configuration has no listen.status"
+        status, body = _http_get(self.status_url + "/metrics", timeout=5.0)
         assert status == 200, f"/metrics answered {status}"
         return body.decode()
 

@@ -54,6 +54,8 @@ pub(crate) struct ApiState {
     pub tokens: Option<Arc<dyn TokenSource>>,
     /// The OpenAPI document, serialized once.
     pub openapi: Arc<str>,
+    /// Every metric of the process (`/metrics`, for any valid token).
+    pub registry: Arc<prometheus_client::registry::Registry>,
 }
 
 /// The routes and their OpenAPI description, before state is attached.
@@ -87,19 +89,39 @@ fn parts() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
     (routes, doc)
 }
 
-/// The `/api/v1` routes over `control`.
+/// The `/api/v1` routes over `control`, and `/metrics` behind the same tokens.
 pub(crate) fn router(
     control: Arc<Control>,
     token_store: Option<tollgate_store::Store>,
     tokens: Option<Arc<dyn TokenSource>>,
+    registry: Arc<prometheus_client::registry::Registry>,
 ) -> Router {
     let (routes, doc) = parts();
-    routes.with_state(ApiState {
-        control,
-        token_store,
-        tokens,
-        openapi: openapi::render(&doc).into(),
-    })
+    routes
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(ApiState {
+            control,
+            token_store,
+            tokens,
+            openapi: openapi::render(&doc).into(),
+            registry,
+        })
+}
+
+/// `/metrics` on the admin listener: any valid token. A token-less scraper uses a status
+/// listener (`--status-listen`, `listen.status`), which the 401 says.
+async fn metrics(
+    auth: Result<auth::Viewer, error::ApiError>,
+    axum::extract::State(state): axum::extract::State<ApiState>,
+) -> Result<axum::response::Response, error::ApiError> {
+    match auth {
+        Ok(_) => Ok(crate::encode_metrics(&state.registry)),
+        Err(error::ApiError::Unauthorized(message)) => Err(error::ApiError::Unauthorized(format!(
+            "{message}; /metrics on the admin listener needs a token of any role (scrape a \
+             status listener, `--status-listen` or `listen.status`, to go without one)"
+        ))),
+        Err(other) => Err(other),
+    }
 }
 
 /// The OpenAPI document as served.

@@ -49,9 +49,13 @@ pub(crate) struct Listen {
     /// TLS proxy listener (default `0.0.0.0:8443`).
     #[serde(default)]
     proxy_tls: String,
-    /// Admin listener (default `127.0.0.1:8081`).
+    /// Admin listener (default `127.0.0.1:8081`): the admin API, and `/metrics` for any
+    /// token.
     #[serde(default)]
     admin: String,
+    /// Status listener: health and `/metrics` without a token (default: none).
+    #[serde(default)]
+    status: Option<String>,
 }
 
 /// TLS termination settings.

@@ -273,7 +273,10 @@ fn settings_environment_and_config_schemas_match_the_model() {
     properties(&doc, "AccessLog", &s["access_log"]);
     properties(&doc, "Environment", &to(environment()));
     let config = Config {
-        listen: Listen::default(),
+        listen: Listen {
+            status: Some("127.0.0.1:8082".parse().unwrap()),
+            ..Listen::default()
+        },
         server: server(),
         tls: TlsConfig {
             certificates: vec![CertificateFile {

@@ -41,7 +41,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from control_plane import config_yaml, free_port, interleaved, percentile, pin  # noqa: E402
+from control_plane import (  # noqa: E402
+    config_yaml, driver_on_load_core, free_port, interleaved, percentile, pin, wrk,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,11 +83,6 @@ class Node:
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
-
-
-def wrk(port: int, seconds: int, path: str) -> subprocess.Popen:
-    return subprocess.Popen([*pin(1), "wrk", "-t1", "-c16", f"-d{seconds}s", "--latency",
-                             f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -175,10 +172,7 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)
         return 1
-    if os.cpu_count() >= 2:
-        # This script's own CPU (admin writes, polling) is load generation: it belongs on
-        # wrk's core, not on the gateway's, where it would count against the gateway.
-        os.sched_setaffinity(0, {1})
+    driver_on_load_core()
     result = run(args)
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ one `config apply`, then
 alternates ROUNDS (default 5) windows: request latency with wrk (pinned to core 1) without
 writes, then with WRITES/ROUNDS admin writes, one every 100 ms (each changes the global
 `response-headers` policy, so every route's answers change); alternating keeps a shared
-host's drift from landing on one side of the comparison. Then, under the same load, it makes
+host's drift from landing on one side of the comparison. This script runs on wrk's core and
+sends a window's writes from a `SCHED_IDLE` thread, so that its turns do not delay wrk. Then, under the same load, it makes
 WRITES more writes and measures for each the time from sending it to the proxy answering with
 the new header (write → live), polling every 2 ms (kept out of the latency windows, whose
 p99 the polling itself would raise).

@@ -124,6 +124,9 @@ impl std::fmt::Debug for StoreTokens {
 /// The file a node keeps its copy of the token table in (see [`StoreTokens::persisted_in`]).
 pub const MIRROR_FILE_NAME: &str = "admin-tokens.json";
 
+/// Version of that file's layout.
+const MIRROR_FORMAT: u32 = 1;
+
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MirrorFile {
@@ -281,11 +284,11 @@ fn read_mirror(path: &Path) -> std::io::Result<HashMap<String, Identity>> {
     let bytes = std::fs::read(path)?;
     let file: MirrorFile = serde_json::from_slice(&bytes)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    if file.format != 1 {
+    if file.format != MIRROR_FORMAT {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!(
-                "format {} is not the one this binary writes (1)",
+                "format {} is not the one this binary writes ({MIRROR_FORMAT})",
                 file.format
             ),
         ));
@@ -328,11 +331,14 @@ async fn save_mirror(path: PathBuf, by_hash: &HashMap<String, Identity>) {
         })
         .collect();
     tokens.sort_by(|a, b| a.id.cmp(&b.id));
-    let file = MirrorFile { format: 1, tokens };
+    let file = MirrorFile {
+        format: MIRROR_FORMAT,
+        tokens,
+    };
     let written = tokio::task::spawn_blocking(move || {
         serde_json::to_vec(&file)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| write_private(&path, &bytes))
+            .and_then(|bytes| tollgate_store::cache::write_private_file(&path, &bytes))
             .map_err(|e| (path, e))
     })
     .await;
@@ -345,20 +351,6 @@ async fn save_mirror(path: PathBuf, by_hash: &HashMap<String, Identity>) {
         ),
         Err(e) => tracing::warn!(error = %e, "cannot save the copy of the admin tokens"),
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("json.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)
 }
 
 impl TokenSource for StoreTokens {

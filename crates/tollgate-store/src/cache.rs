@@ -119,23 +119,7 @@ impl StateCache {
     }
 
     fn write_atomically(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("json.tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent()
-            && let Ok(dir) = std::fs::File::open(dir)
-        {
-            // The rename is durable once the directory is synced; failing that is harmless.
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        write_private_file(&self.path, bytes)
     }
 
     /// Reads the cache; `Ok(None)` when there is none.
@@ -183,6 +167,32 @@ impl StateCache {
             saved_at: file.saved_at,
         }))
     }
+}
+
+/// Writes `bytes` to `path` readable by the owner only (mode 0600 on Unix), atomically: a
+/// temporary file beside it (`.tmp` appended to the extension), synced, then renamed over
+/// `path`, and the directory synced, so that a crash leaves the previous file or the new
+/// one. Used for the files a node keeps in its data directory.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        // The rename is durable once the directory is synced; failing that is harmless.
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,4 @@
-//! Where admin API tokens are checked: a [`TokenSource`] maps the SHA-256 of a presented
-//! bearer token to who holds it and what they may do. Two sources exist: the store's token
-//! table ([`StoreTokens`], store mode, tokens made with `tollgate admin token create` or
-//! `POST /api/v1/tokens`) and a fixed list of hashes ([`StaticTokens`], read from a token file
-//! in file mode, where there is no store). Clear tokens are never kept or logged: only their
-//! hashes are compared.
+//! [`StoreTokens`]: the store's token table, checked against a per-node copy.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,40 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tollgate_store::secrets::is_sha256_hex;
-use tollgate_store::{Role, Store, StoreError, TokenRecord};
+use tollgate_store::{Store, StoreError, TokenRecord};
 
-/// Who presented a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The token's public id.
-    pub id: String,
-    /// The token's name: the actor recorded in the audit log.
-    pub name: String,
-    /// What the token may do.
-    pub role: Role,
-}
-
-/// A boxed future, so that token sources can be used as trait objects.
-pub type Lookup<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<Identity>, StoreError>> + Send + 'a>>;
-
-/// Checks admin tokens.
-pub trait TokenSource: Send + Sync + 'static {
-    /// Called on every admin API request with the lowercase hex SHA-256 of the presented
-    /// token. `Ok(None)`: no such token (the caller answers 401); `Err`: the source could not
-    /// be read (503).
-    fn identify<'a>(&'a self, token_sha256: &'a str) -> Lookup<'a>;
-
-    /// Called after a token was created or revoked through the API, so that cached answers
-    /// do not outlive it. Default: nothing to forget.
-    fn invalidate(&self) {}
-}
+use super::saved::{self, MIRROR_FILE_NAME};
+use super::{Identity, Lookup, TokenSource};
 
 /// How long [`StoreTokens`] trusts its copy of the token table without reading the store
 /// again: a token revoked on another node stops working here within this time (at once on
 /// the node that revoked it).
-const FRESH_FOR: Duration = Duration::from_secs(5);
+pub const FRESH_FOR: Duration = Duration::from_secs(5);
 
 /// Where [`StoreTokens`] reads the token table: the store, or a stand-in in tests.
 pub trait TokenTable: Send + Sync + 'static {
@@ -121,28 +91,6 @@ impl std::fmt::Debug for StoreTokens {
     }
 }
 
-/// The file a node keeps its copy of the token table in (see [`StoreTokens::persisted_in`]).
-pub const MIRROR_FILE_NAME: &str = "admin-tokens.json";
-
-/// Version of that file's layout.
-const MIRROR_FORMAT: u32 = 1;
-
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MirrorFile {
-    format: u32,
-    tokens: Vec<MirroredToken>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MirroredToken {
-    sha256: String,
-    id: String,
-    name: String,
-    role: String,
-}
-
 impl StoreTokens {
     /// Tokens of `store`.
     pub fn new(store: Store) -> Self {
@@ -166,7 +114,7 @@ impl StoreTokens {
     /// first lookup reads the store). A missing or unreadable file starts empty (logged).
     pub fn persisted_in(mut self, data_dir: &Path) -> Self {
         let path = data_dir.join(MIRROR_FILE_NAME);
-        match read_mirror(&path) {
+        match saved::read(&path) {
             Ok(by_hash) => self.mirror.get_mut().by_hash = by_hash,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!(
@@ -260,7 +208,7 @@ impl StoreTokens {
                 if changed && let Some(path) = &self.file {
                     let copy = mirror.by_hash.clone();
                     drop(mirror);
-                    save_mirror(path.clone(), &copy).await;
+                    saved::save(path.clone(), &copy).await;
                 }
                 Ok(())
             }
@@ -280,79 +228,6 @@ impl StoreTokens {
     }
 }
 
-fn read_mirror(path: &Path) -> std::io::Result<HashMap<String, Identity>> {
-    let bytes = std::fs::read(path)?;
-    let file: MirrorFile = serde_json::from_slice(&bytes)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    if file.format != MIRROR_FORMAT {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "format {} is not the one this binary writes ({MIRROR_FORMAT})",
-                file.format
-            ),
-        ));
-    }
-    file.tokens
-        .into_iter()
-        .map(|t| {
-            let role = Role::parse(&t.role).ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("unknown role {:?}", t.role),
-                )
-            })?;
-            if !is_sha256_hex(&t.sha256) {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "a token hash is not 64 hex digits",
-                ));
-            }
-            let identity = Identity {
-                id: t.id,
-                name: t.name,
-                role,
-            };
-            Ok((t.sha256, identity))
-        })
-        .collect()
-}
-
-/// Writes the copy atomically (a temporary file, synced, renamed; owner-only), off the
-/// async threads. A failure is logged: the copy in memory still serves.
-async fn save_mirror(path: PathBuf, by_hash: &HashMap<String, Identity>) {
-    let mut tokens: Vec<MirroredToken> = by_hash
-        .iter()
-        .map(|(hash, who)| MirroredToken {
-            sha256: hash.clone(),
-            id: who.id.clone(),
-            name: who.name.clone(),
-            role: who.role.as_str().to_owned(),
-        })
-        .collect();
-    tokens.sort_by(|a, b| a.id.cmp(&b.id));
-    let file = MirrorFile {
-        format: MIRROR_FORMAT,
-        tokens,
-    };
-    let written = tokio::task::spawn_blocking(move || {
-        serde_json::to_vec(&file)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| tollgate_store::cache::write_private_file(&path, &bytes))
-            .map_err(|e| (path, e))
-    })
-    .await;
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err((path, e))) => tracing::warn!(
-            file = %path.display(),
-            error = %e,
-            "cannot save the copy of the admin tokens"
-        ),
-        Err(e) => tracing::warn!(error = %e, "cannot save the copy of the admin tokens"),
-    }
-}
-
 impl TokenSource for StoreTokens {
     fn identify<'a>(&'a self, token_sha256: &'a str) -> Lookup<'a> {
         Box::pin(self.lookup(token_sha256))
@@ -363,138 +238,13 @@ impl TokenSource for StoreTokens {
     }
 }
 
-/// A fixed set of tokens, given by their hashes (file mode).
-#[derive(Debug, Clone, Default)]
-pub struct StaticTokens {
-    by_hash: HashMap<String, Identity>,
-}
-
-/// A token file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenFileError {
-    /// A line is not `ROLE SHA256 NAME`.
-    #[error("line {line}: {reason}")]
-    Line {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The file cannot be read.
-    #[error("cannot read token file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The error.
-        source: std::io::Error,
-    },
-}
-
-impl StaticTokens {
-    /// Parses a token file: one token per line as `ROLE SHA256 NAME` (role `viewer`,
-    /// `operator` or `admin`; the lowercase hex SHA-256 of the token, e.g. from
-    /// `printf %s "$TOKEN" | sha256sum`; a name for the audit log). Blank lines and lines
-    /// starting with `#` are skipped.
-    pub fn parse(text: &str) -> Result<Self, TokenFileError> {
-        let mut by_hash = HashMap::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let bad = |reason: String| TokenFileError::Line {
-                line: i + 1,
-                reason,
-            };
-            let mut words = line.split_whitespace();
-            let (Some(role), Some(hash), Some(name), None) =
-                (words.next(), words.next(), words.next(), words.next())
-            else {
-                return Err(bad("expected `ROLE SHA256 NAME`".into()));
-            };
-            let role = Role::parse(role)
-                .ok_or_else(|| bad(format!("unknown role {role:?} (viewer, operator, admin)")))?;
-            let hash = hash.to_ascii_lowercase();
-            if !is_sha256_hex(&hash) {
-                return Err(bad(
-                    "the second word must be the token's SHA-256 as 64 hex digits (never the token itself)"
-                        .into(),
-                ));
-            }
-            let identity = Identity {
-                id: format!("file:{}", &hash[..8]),
-                name: name.to_owned(),
-                role,
-            };
-            if by_hash.insert(hash, identity).is_some() {
-                return Err(bad("the same token is listed twice".into()));
-            }
-        }
-        Ok(Self { by_hash })
-    }
-
-    /// Reads and parses a token file (see [`StaticTokens::parse`]).
-    pub fn load(path: &std::path::Path) -> Result<Self, TokenFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text)
-    }
-
-    /// How many tokens the file lists.
-    pub fn len(&self) -> usize {
-        self.by_hash.len()
-    }
-
-    /// Whether the file lists no token.
-    pub fn is_empty(&self) -> bool {
-        self.by_hash.is_empty()
-    }
-}
-
-impl TokenSource for StaticTokens {
-    fn identify<'a>(&'a self, token_sha256: &'a str) -> Lookup<'a> {
-        let found = self.by_hash.get(token_sha256).cloned();
-        Box::pin(async move { Ok(found) })
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use tollgate_store::Role;
     use tollgate_store::secrets::sha256_hex;
 
-    #[test]
-    fn token_file_lists_hashes_with_roles_and_names() {
-        let hash = sha256_hex("tg_secret");
-        let text = format!(
-            "# admins\n\nadmin {hash} ops-team\nviewer {} ci\n",
-            "A".repeat(64)
-        );
-        let tokens = StaticTokens::parse(&text).unwrap();
-        assert_eq!(tokens.len(), 2);
-        let who = futures_lite(tokens.identify(&hash)).unwrap().unwrap();
-        assert_eq!((who.name.as_str(), who.role), ("ops-team", Role::Admin));
-        assert!(
-            futures_lite(tokens.identify(&sha256_hex("other")))
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn token_file_refuses_clear_tokens_and_unknown_roles() {
-        let e = StaticTokens::parse("admin tg_clear_token name").unwrap_err();
-        assert!(
-            e.to_string().contains("line 1") && e.to_string().contains("SHA-256"),
-            "{e}"
-        );
-        let e = StaticTokens::parse(&format!("root {} x", "a".repeat(64))).unwrap_err();
-        assert!(e.to_string().contains("unknown role"), "{e}");
-        let e = StaticTokens::parse("admin").unwrap_err();
-        assert!(e.to_string().contains("ROLE SHA256 NAME"), "{e}");
-    }
+    use super::*;
+    use crate::tokens::block_on as futures_lite;
 
     /// A token table that can be made unreachable, counting its reads.
     #[derive(Clone, Default)]
@@ -502,6 +252,15 @@ mod tests {
         tokens: Arc<std::sync::atomic::AtomicBool>,
         down: Arc<std::sync::atomic::AtomicBool>,
         reads: Arc<AtomicU64>,
+    }
+
+    impl FakeTable {
+        /// Reachable, holding `tg_secret` (a viewer named `scraper`).
+        fn holding_a_token() -> Self {
+            let table = Self::default();
+            table.tokens.store(true, Ordering::SeqCst);
+            table
+        }
     }
 
     impl TokenTable for FakeTable {
@@ -531,8 +290,7 @@ mod tests {
 
     #[test]
     fn known_tokens_survive_an_unreachable_store_and_unknown_ones_get_its_error() {
-        let table = FakeTable::default();
-        table.tokens.store(true, Ordering::SeqCst);
+        let table = FakeTable::holding_a_token();
         let mut tokens = StoreTokens::over(Box::new(table.clone()));
         tokens.fresh_for = Duration::from_millis(50);
         let hash = sha256_hex("tg_secret");
@@ -563,8 +321,7 @@ mod tests {
 
     #[test]
     fn a_token_revoked_here_is_refused_even_when_the_store_then_fails() {
-        let table = FakeTable::default();
-        table.tokens.store(true, Ordering::SeqCst);
+        let table = FakeTable::holding_a_token();
         let tokens = StoreTokens::over(Box::new(table.clone()));
         let hash = sha256_hex("tg_secret");
         futures_lite(tokens.identify(&hash)).unwrap().unwrap();
@@ -575,8 +332,7 @@ mod tests {
 
     #[test]
     fn the_background_refresh_reads_the_table_before_any_token_is_presented() {
-        let table = FakeTable::default();
-        table.tokens.store(true, Ordering::SeqCst);
+        let table = FakeTable::holding_a_token();
         let mut tokens = StoreTokens::over(Box::new(table.clone()));
         tokens.fresh_for = Duration::from_millis(200);
         let tokens = Arc::new(tokens);
@@ -596,8 +352,7 @@ mod tests {
     fn the_copy_is_saved_and_serves_a_restart_during_an_outage() {
         let dir = std::env::temp_dir().join(format!("tollgate-tokens-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let table = FakeTable::default();
-        table.tokens.store(true, Ordering::SeqCst);
+        let table = FakeTable::holding_a_token();
         let hash = sha256_hex("tg_secret");
         let first = StoreTokens::over(Box::new(table.clone())).persisted_in(&dir);
         futures_lite(first.identify(&hash)).unwrap().unwrap();
@@ -623,13 +378,5 @@ mod tests {
         let corrupt = StoreTokens::over(Box::new(table)).persisted_in(&dir);
         assert!(futures_lite(corrupt.identify(&hash)).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    fn futures_lite<T>(f: impl Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 }

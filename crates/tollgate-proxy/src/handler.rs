@@ -77,7 +77,7 @@ pub(crate) async fn handle(
     };
 
     let route = log.route.and_then(|r| snapshot.routes.get(r));
-    let chain: &Chain = route.map_or(&snapshot.fallback_chain, |r| &r.chain);
+    let chain: &Chain = route.map_or(&snapshot.fallback_chain, |r| snapshot.chain(r));
     let (mut rparts, mut rbody) = response.into_parts();
     // Before the response policies, so that `response-headers` can still change them.
     if let Some(deprecation) = route.and_then(|r| r.deprecation.as_deref()) {
@@ -230,7 +230,10 @@ async fn pipeline(
         let Some(found) = found else {
             return Err(errors::not_found());
         };
-        let route = &snapshot.routes[found.route];
+        let route = snapshot
+            .routes
+            .get(found.route)
+            .ok_or_else(errors::not_found)?;
         let with_query = |p: String| match query {
             Some(q) => format!("{p}?{q}"),
             None => p,
@@ -246,7 +249,12 @@ async fn pipeline(
         (found, (normalized, rewritten))
     };
     let (normalized_path, rewritten_path) = new_path;
-    let route = &snapshot.routes[found.route];
+    // Router matches always name a route of their snapshot.
+    let route = snapshot
+        .routes
+        .get(found.route)
+        .ok_or_else(errors::not_found)?;
+    let chain = snapshot.chain(route);
     log.route = Some(found.route);
     cx.route = Some(route.info.clone());
     cx.params = found.params;
@@ -256,7 +264,7 @@ async fn pipeline(
         set_path(parts, path_and_query)?;
     }
 
-    for policy in &route.chain.access {
+    for policy in &chain.access {
         let started = log.trace.is_some().then(std::time::Instant::now);
         let outcome = match policy.access(cx, parts) {
             Hook::Ready(o) => o,
@@ -273,7 +281,7 @@ async fn pipeline(
     }
 
     // Access policies may have changed the fields.
-    if !route.chain.access.is_empty() {
+    if !chain.access.is_empty() {
         seen = Seen::of(&parts.headers);
     }
     if let Some(expect) = seen
@@ -312,7 +320,7 @@ async fn pipeline(
     if let Some(path_and_query) = rewritten_path {
         set_path(parts, path_and_query)?;
     }
-    for policy in &route.chain.upstream {
+    for policy in &chain.upstream {
         let started = log.trace.is_some().then(std::time::Instant::now);
         let outcome = policy.upstream(cx, parts);
         if let (Some(trace), Some(started)) = (&mut log.trace, started) {
@@ -325,7 +333,7 @@ async fn pipeline(
         }
     }
     // Upstream policies may have changed the fields too.
-    if !route.chain.upstream.is_empty() {
+    if !chain.upstream.is_empty() {
         seen = Seen::of(&parts.headers);
     }
     let service = &snapshot.services[route.service];

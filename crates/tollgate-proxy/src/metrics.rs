@@ -167,7 +167,7 @@ pub(crate) mod cache {
     pub(crate) fn record_request(
         metrics: &ProxyMetrics,
         snapshot: &Snapshot,
-        route: Option<usize>,
+        route: Option<tollgate_runtime::RouteId>,
         environment: Option<usize>,
         empty: &Arc<str>,
         status: u16,

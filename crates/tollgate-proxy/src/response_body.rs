@@ -41,7 +41,7 @@ pub(crate) struct LogState {
     pub(crate) path: String,
     /// Index into the snapshot's environments, once one is selected.
     pub(crate) environment: Option<usize>,
-    pub(crate) route: Option<usize>,
+    pub(crate) route: Option<tollgate_runtime::RouteId>,
     /// `(service index, target index)`.
     pub(crate) target: Option<(usize, usize)>,
     pub(crate) status: StatusCode,
@@ -138,7 +138,8 @@ impl LogState {
                 metrics.access_log_dropped.inc();
             }
         }
-        let chain = route.map_or(&state.snapshot.fallback_chain, |r| &r.chain);
+        let chain: &tollgate_runtime::Chain =
+            route.map_or(&state.snapshot.fallback_chain, |r| state.snapshot.chain(r));
         if let Some(cx) = &state.cx {
             for policy in &chain.log {
                 policy.log(cx, state.status);

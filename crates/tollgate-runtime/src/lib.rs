@@ -19,6 +19,7 @@ mod mock;
 mod rewrite;
 mod route_slot;
 mod router;
+mod routes;
 mod snapshot;
 mod tls;
 
@@ -32,5 +33,6 @@ pub use mock::MockResponse;
 pub use rewrite::CompiledRewrite;
 pub use route_slot::RouteSlot;
 pub use router::{Match, RequestView, Router};
+pub use routes::{RouteBlock, RouteId, Routes};
 pub use snapshot::{Backend, CompiledRoute, CompiledService, ServerSettings, Snapshot};
 pub use tls::TlsSettings;

@@ -104,7 +104,7 @@ mod tests {
 
     fn m(prefix: &str, params: &[(&str, &str)]) -> Match {
         Match {
-            route: 0,
+            route: crate::RouteId::new(0, 0),
             params: Params(
                 params
                     .iter()

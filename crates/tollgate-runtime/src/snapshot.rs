@@ -9,7 +9,8 @@ use tollgate_plugin_api::RouteInfo;
 use tollgate_upstream::UpstreamPool;
 
 use crate::{
-    Chain, CompiledRewrite, DeprecationHeaders, Environments, MockResponse, RouteSlot, TlsSettings,
+    Chain, CompiledRewrite, DeprecationHeaders, Environments, MockResponse, RouteSlot, Routes,
+    TlsSettings,
 };
 
 /// Where a service's traffic goes.
@@ -51,8 +52,8 @@ pub struct CompiledRoute {
     pub rewrite: Option<CompiledRewrite>,
     /// Host header policy.
     pub host_header: HostPolicy,
-    /// Policies, per phase.
-    pub chain: Arc<Chain>,
+    /// Policies, per phase: index into [`Snapshot::chains`] (see [`Snapshot::chain`]).
+    pub chain: usize,
     /// The data plane's state for this route, kept across revisions while it is unchanged.
     pub slot: Arc<RouteSlot>,
 }
@@ -85,8 +86,11 @@ pub struct Snapshot {
     pub server: ServerSettings,
     /// Environments, each with its router, and the tables that select one per request.
     pub environments: Environments,
-    /// Routes of every environment, indexed by router matches.
-    pub routes: Vec<CompiledRoute>,
+    /// Routes of every environment, named by router matches.
+    pub routes: Routes,
+    /// Policy chains, indexed by routes: routes share their API's chain unless they have
+    /// policies of their own.
+    pub chains: Vec<Arc<Chain>>,
     /// Services, indexed by routes. A service whose targets use `${vars.NAME}` appears once
     /// per distinct resolution (same name); identical resolutions share one entry and pool.
     pub services: Vec<CompiledService>,
@@ -97,4 +101,13 @@ pub struct Snapshot {
     /// A sandbox snapshot for the admin API's debug endpoint: every response carries the
     /// request's [`crate::Trace`] in [`crate::TRACE_HEADER`]. Never set on served snapshots.
     pub debug: bool,
+}
+
+impl Snapshot {
+    /// The policy chain of `route` (a route of this snapshot); the global policies if the
+    /// route is from elsewhere.
+    #[inline]
+    pub fn chain(&self, route: &CompiledRoute) -> &Chain {
+        self.chains.get(route.chain).unwrap_or(&self.fallback_chain)
+    }
 }

@@ -117,6 +117,8 @@ pub(crate) fn keep_cache(
     let (tx, mut rx) = tokio::sync::watch::channel::<Option<Arc<State>>>(None);
     tokio::spawn(async move {
         let mut saved = i64::MIN;
+        // Moved to the compile thread for each save and back: it remembers what it wrote.
+        let mut cache = cache;
         loop {
             if rx.changed().await.is_err() {
                 return;
@@ -127,18 +129,22 @@ pub(crate) fn keep_cache(
             if state.revision <= saved {
                 continue;
             }
-            let (cache, store) = (cache.clone(), store.clone());
+            let store = store.clone();
             let revision = state.revision;
-            let written = thread
-                .run(move |_| cache.save(&state, &store).map(|()| cache))
-                .await;
+            let job = move |_: &mut crate::compile_thread::Incremental| {
+                let written = cache.save(&state, &store);
+                (cache, written)
+            };
+            let Some((back, written)) = thread.run(job).await else {
+                return;
+            };
+            cache = back;
             match written {
-                Some(Ok(cache)) => {
+                Ok(()) => {
                     saved = revision;
                     tracing::debug!(revision, path = %cache.path().display(), "state cache written");
                 }
-                Some(Err(e)) => tracing::warn!(error = %e, "cannot write the state cache"),
-                None => return,
+                Err(e) => tracing::warn!(error = %e, "cannot write the state cache"),
             }
             tokio::time::sleep(every).await;
         }

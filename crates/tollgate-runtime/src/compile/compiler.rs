@@ -21,15 +21,15 @@ use std::sync::Arc;
 
 use tollgate_model::{Config, Diagnostic, FieldPath, PolicySpec};
 
-use super::plan::{ApiPlan, missing_service, plan_api};
+use super::plan::{ApiPlan, BlockKey, plan_api};
 use super::policies::{Built, PolicyBuilder, merge};
 use super::services::Services;
 use super::{CompileOptions, environment_header, server_settings};
 use crate::environments::Binding;
 use crate::router::Entry;
 use crate::{
-    Chain, CompiledEnvironment, CompiledRoute, DeprecationHeaders, Environments, Router, Snapshot,
-    TlsSettings,
+    Chain, CompiledEnvironment, CompiledRoute, DeprecationHeaders, Environments, RouteBlock,
+    RouteId, Router, Routes, Snapshot, TlsSettings,
 };
 
 /// Compiles configurations into snapshots, reusing the unchanged parts of its previous
@@ -41,7 +41,11 @@ pub struct Compiler {
     global: Option<GlobalPolicies>,
     /// By environment position.
     routers: Vec<CachedRouter>,
-    /// Last plan id or policy generation handed out.
+    /// The service names of the last compile, and their generation: plans look routes'
+    /// services up again when it changes.
+    service_names: Vec<String>,
+    services_generation: u64,
+    /// Last plan id or generation handed out.
     last_id: u64,
 }
 
@@ -61,8 +65,8 @@ struct GlobalPolicies {
     generation: u64,
 }
 
-/// What an environment's router was built from: per API version live in it, (plan id, index
-/// of its first route in the snapshot's routes, order of its first pattern).
+/// What an environment's router was built from: per API version live in it, (plan id, its
+/// block in the snapshot's routes, order of its first pattern).
 type RouterKey = Vec<(u64, usize, usize)>;
 
 struct CachedRouter {
@@ -75,6 +79,23 @@ impl Compiler {
     fn next_id(&mut self) -> u64 {
         self.last_id += 1;
         self.last_id
+    }
+
+    /// The generation of `config`'s service names (a new one when they differ from the last
+    /// compile's).
+    fn services_generation(&mut self, config: &Config) -> u64 {
+        let same = self.services_generation != 0
+            && self.service_names.len() == config.services.len()
+            && self
+                .service_names
+                .iter()
+                .zip(&config.services)
+                .all(|(a, b)| *a == b.name);
+        if !same {
+            self.service_names = config.services.iter().map(|s| s.name.clone()).collect();
+            self.services_generation = self.next_id();
+        }
+        self.services_generation
     }
 
     /// Compiles `config` as [`super::compile`] would, reusing what did not change since this
@@ -96,17 +117,17 @@ impl Compiler {
             self.global_policies(&config.policies, &mut policies);
 
         // Plans, in configuration order: reused when the definition is unchanged.
-        // Looked up once per route: a fast hash (names come from the configuration).
+        // Looked up once per route of a new plan: a fast hash (names come from the
+        // configuration).
         let service_index: foldhash::HashMap<&str, usize> = config
             .services
             .iter()
             .enumerate()
             .map(|(i, s)| (s.name.as_str(), i))
             .collect();
+        let services_generation = self.services_generation(config);
         let mut previous = std::mem::take(&mut self.plans);
         let mut plans: Vec<(ApiPlan, bool)> = Vec::with_capacity(config.apis.len());
-        // Per plan, per kept route: the service's configuration index (`None`: missing).
-        let mut route_services: Vec<Vec<Option<usize>>> = Vec::with_capacity(config.apis.len());
         for (a, api) in config.apis.iter().enumerate() {
             // Comparing a definition with the planned one walks all its routes.
             tollgate_pace::check();
@@ -119,19 +140,8 @@ impl Compiler {
                     (planned.plan, planned.failed)
                 }
             };
-            let mut resolved = Vec::with_capacity(plan.routes.len());
-            for route in &plan.routes {
-                tollgate_pace::point();
-                let name = &api.routes[route.route].service;
-                let index = service_index.get(name.as_str()).copied();
-                if index.is_none() {
-                    // Only a reused plan can get here: the service was deleted since.
-                    errors.push(missing_service(a, route.route, name));
-                }
-                resolved.push(index);
-            }
+            plan.resolve_services(&service_index, services_generation, a, &mut errors);
             plan.merge_chains(&global, &global_chain, generation);
-            route_services.push(resolved);
             plans.push((plan, failed));
         }
         // Consumer policies are typed and checked now; they join the chains of requests once
@@ -142,76 +152,58 @@ impl Compiler {
         }
         errors.extend(policies.errors);
 
-        // Pattern order continues from one API to the next, as declared.
+        // Pattern order continues from one API to the next, as declared; so do chains.
         let mut order_base = Vec::with_capacity(plans.len());
+        let mut chain_base = Vec::with_capacity(plans.len());
         let mut patterns = 0usize;
+        let mut chains = Vec::with_capacity(plans.iter().map(|(p, _)| p.chains.len()).sum());
         for (plan, _) in &plans {
             order_base.push(patterns);
             patterns += plan.pattern_count();
+            chain_base.push(chains.len());
+            chains.extend(plan.chains.iter().cloned());
         }
 
         let envs = config.effective_environments();
-        // Room for every route once (each environment adds the routes live in it).
-        let mut routes = Vec::with_capacity(plans.iter().map(|(p, _)| p.routes.len()).sum());
+        let mut blocks: Vec<RouteBlock> = Vec::new();
         let mut compiled = Vec::with_capacity(envs.len());
         let mut bindings = Vec::with_capacity(envs.len());
         let mut routers = Vec::with_capacity(envs.len());
         for (e, env) in envs.iter().enumerate() {
             let mut key: RouterKey = Vec::new();
-            // Where each live API's routes went: (plan, routes indices).
-            let mut placed: Vec<(usize, Vec<Option<usize>>)> = Vec::new();
+            let mut placed: Vec<Placed> = Vec::new();
             for (p, (plan, _)) in plans.iter_mut().enumerate() {
                 let api = &config.apis[p];
                 if !api.is_published_in(&env.name) {
                     continue;
                 }
-                let slots = plan.slots_in(&env.name).to_vec();
-                // Built with the first route that has a service, as a full compile did.
-                let mut deprecation: Option<Option<Arc<DeprecationHeaders>>> = None;
-                key.push((plan.id, routes.len(), order_base[p]));
-                let mut indices = Vec::with_capacity(plan.routes.len());
-                for (k, route) in plan.routes.iter().enumerate() {
-                    tollgate_pace::point();
-                    let Some(service) = route_services[p][k]
-                        .and_then(|s| services.for_environment(s, e, env, &mut errors))
-                    else {
-                        indices.push(None);
-                        continue;
-                    };
-                    let deprecation = deprecation
-                        .get_or_insert_with(|| {
-                            let d = api.deprecation.get(&env.name)?;
-                            DeprecationHeaders::new(d)
-                                .map_err(|message| {
-                                    errors.push(Diagnostic::new(
-                                        FieldPath::root()
-                                            .key("apis")
-                                            .index(p)
-                                            .key("deprecation")
-                                            .key(env.name.as_str())
-                                            .key("link"),
-                                        message,
-                                    ));
-                                })
-                                .ok()
-                                .map(Arc::new)
-                        })
-                        .clone();
-                    indices.push(Some(routes.len()));
-                    let definition = &api.routes[route.route];
-                    routes.push(CompiledRoute {
-                        info: route.info.clone(),
-                        api_version: plan.version.clone(),
-                        environment: e,
-                        service,
-                        deprecation,
-                        rewrite: route.rewrite.clone(),
-                        host_header: definition.host_header,
-                        chain: plan.chains[k].clone(),
-                        slot: slots[k].clone(),
-                    });
-                }
-                placed.push((p, indices));
+                let block_key = BlockKey {
+                    environment: e,
+                    chain_base: chain_base[p],
+                    services: plan
+                        .services
+                        .iter()
+                        .map(|&s| services.for_environment(s, e, env, &mut errors))
+                        .collect(),
+                };
+                let (block, skipped) = match plan.block_in(&env.name, &block_key) {
+                    Some(block) => (block, None),
+                    None => {
+                        let built =
+                            build_block(api, p, plan, e, &env.name, &block_key, &mut errors);
+                        let kept = built.complete.then(|| (block_key, built.block.clone()));
+                        plan.keep_block(&env.name, kept);
+                        let skipped = (!built.complete).then_some(built.indices);
+                        (built.block, skipped)
+                    }
+                };
+                key.push((plan.id, blocks.len(), order_base[p]));
+                placed.push(Placed {
+                    plan: p,
+                    block: blocks.len(),
+                    skipped,
+                });
+                blocks.push(block);
             }
             let router = match self.routers.get(e) {
                 Some(cached) if cached.environment == env.name && cached.key == key => {
@@ -257,7 +249,8 @@ impl Compiler {
             revision: opts.revision,
             server,
             environments,
-            routes,
+            routes: Routes::from_blocks(blocks),
+            chains,
             services: services.compiled,
             fallback_chain: global_chain,
             tls,
@@ -295,20 +288,108 @@ impl Compiler {
     }
 }
 
+/// Where a live API version's routes went in a snapshot.
+struct Placed {
+    /// The plan.
+    plan: usize,
+    /// Its block.
+    block: usize,
+    /// Per route of the plan: its place in the block, when some routes were left out (after
+    /// an error); `None`: every route, in order.
+    skipped: Option<Vec<Option<usize>>>,
+}
+
+/// A plan's routes in one environment, compiled.
+struct BuiltBlock {
+    block: RouteBlock,
+    /// Per route of the plan: its place in the block (`None`: left out, reported).
+    indices: Vec<Option<usize>>,
+    /// Whether every route is in the block and building it reported nothing: only such a
+    /// block is reused (a reused block reports nothing again).
+    complete: bool,
+}
+
+/// Compiles the routes of `plan` (of `config.apis[p]`) for environment `e` from `key`.
+fn build_block(
+    api: &tollgate_model::Api,
+    p: usize,
+    plan: &mut ApiPlan,
+    e: usize,
+    environment: &str,
+    key: &BlockKey,
+    errors: &mut Vec<Diagnostic>,
+) -> BuiltBlock {
+    let before = errors.len();
+    let slots = plan.slots_in(environment).to_vec();
+    // Built with the first route that has a service, as a full compile did.
+    let mut deprecation: Option<Option<Arc<DeprecationHeaders>>> = None;
+    let mut routes = Vec::with_capacity(plan.routes.len());
+    let mut indices = Vec::with_capacity(plan.routes.len());
+    for (k, route) in plan.routes.iter().enumerate() {
+        tollgate_pace::point();
+        let Some(service) = plan.route_services[k].and_then(|s| key.services[s]) else {
+            indices.push(None);
+            continue;
+        };
+        let deprecation = deprecation
+            .get_or_insert_with(|| {
+                let d = api.deprecation.get(environment)?;
+                DeprecationHeaders::new(d)
+                    .map_err(|message| {
+                        errors.push(Diagnostic::new(
+                            FieldPath::root()
+                                .key("apis")
+                                .index(p)
+                                .key("deprecation")
+                                .key(environment)
+                                .key("link"),
+                            message,
+                        ));
+                    })
+                    .ok()
+                    .map(Arc::new)
+            })
+            .clone();
+        indices.push(Some(routes.len()));
+        routes.push(CompiledRoute {
+            info: route.info.clone(),
+            api_version: plan.version.clone(),
+            environment: e,
+            service,
+            deprecation,
+            rewrite: route.rewrite.clone(),
+            host_header: api.routes[route.route].host_header,
+            chain: key.chain_base + plan.route_chains[k],
+            slot: slots[k].clone(),
+        });
+    }
+    let complete = routes.len() == plan.routes.len() && errors.len() == before;
+    BuiltBlock {
+        block: routes.into(),
+        indices,
+        complete,
+    }
+}
+
 /// An environment's router from the plans of the APIs live in it.
 fn build_router(
     config: &Config,
     plans: &[(ApiPlan, bool)],
-    placed: &[(usize, Vec<Option<usize>>)],
+    placed: &[Placed],
     order_base: &[usize],
 ) -> Router {
     let mut router = Router::default();
-    for (p, indices) in placed {
-        let plan = &plans[*p].0;
-        let api = &config.apis[*p];
-        for (route, index) in plan.routes.iter().zip(indices) {
+    for placed in placed {
+        let (p, plan) = (placed.plan, &plans[placed.plan].0);
+        let api = &config.apis[p];
+        for (k, route) in plan.routes.iter().enumerate() {
             tollgate_pace::point();
-            let Some(index) = *index else { continue };
+            let index = match &placed.skipped {
+                None => Some(k),
+                Some(indices) => indices[k],
+            };
+            let Some(index) = index else { continue };
+            let id = RouteId::new(placed.block, index);
             let priority = api.routes[route.route].priority;
             for pattern in &route.patterns {
                 for host in &route.hosts {
@@ -316,11 +397,11 @@ fn build_router(
                         host.as_deref(),
                         &pattern.pattern,
                         Entry {
-                            route: index,
+                            route: id,
                             conditions: route.conditions.clone(),
                             params: pattern.params.clone(),
                             static_prefix: pattern.static_prefix.clone(),
-                            order: order_base[*p] + pattern.order,
+                            order: order_base[p] + pattern.order,
                             priority,
                         },
                     );

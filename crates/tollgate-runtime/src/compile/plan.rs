@@ -11,7 +11,7 @@ use tollgate_plugin_api::RouteInfo;
 use super::conditions;
 use super::policies::{Built, PolicyBuilder};
 use crate::router::{Conditions, MAX_PARAMS};
-use crate::{Chain, CompiledRewrite, RouteSlot};
+use crate::{Chain, CompiledRewrite, RouteBlock, RouteSlot};
 
 /// An API version, planned.
 pub(super) struct ApiPlan {
@@ -25,13 +25,39 @@ pub(super) struct ApiPlan {
     pub(super) policies: Vec<Built>,
     /// Routes, in definition order.
     pub(super) routes: Vec<RoutePlan>,
-    /// Chains of the routes (same order), merged with the global policies of generation
-    /// `chains_for`.
+    /// The distinct chains of the routes, merged with the global policies of generation
+    /// `chains_for`: first the API's (shared by the routes without policies of their own),
+    /// then one per route with policies.
     pub(super) chains: Vec<Arc<Chain>>,
     pub(super) chains_for: u64,
+    /// Per route (same order): its chain in `chains`.
+    pub(super) route_chains: Vec<usize>,
+    /// The routes with policies of their own (indices in `routes`), in order.
+    with_policies: Vec<usize>,
+    /// How many path patterns the routes have.
+    patterns: usize,
+    /// The services the routes use, by configuration index, in order of first use, for the
+    /// service names of generation `services_for`.
+    pub(super) services: Vec<usize>,
+    /// Per route (same order): its service in `services` (`None`: missing, reported).
+    pub(super) route_services: Vec<Option<usize>>,
+    pub(super) services_for: u64,
     /// The compiled routes' slots (same order), per environment name, handed to every compile
     /// that reuses this plan.
     pub(super) slots: Vec<(String, Vec<Arc<RouteSlot>>)>,
+    /// Per environment name: the routes compiled there last, and what they were built from.
+    pub(super) blocks: Vec<(String, BlockKey, RouteBlock)>,
+}
+
+/// What a plan's block of compiled routes in an environment depends on besides the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct BlockKey {
+    /// The environment's position.
+    pub(super) environment: usize,
+    /// Where the plan's chains start in the snapshot's chains.
+    pub(super) chain_base: usize,
+    /// Per service in [`ApiPlan::services`]: the compiled service in this environment.
+    pub(super) services: Vec<Option<usize>>,
 }
 
 /// A route, planned.
@@ -142,6 +168,14 @@ pub(super) fn plan_api(
         });
     }
     let failed = (errors.len(), policies.errors.len()) != before;
+    // The API's chain first, then one per route with policies of its own.
+    let with_policies: Vec<usize> = (0..routes.len())
+        .filter(|&k| !routes[k].policies.is_empty())
+        .collect();
+    let mut route_chains = vec![0; routes.len()];
+    for (n, &k) in with_policies.iter().enumerate() {
+        route_chains[k] = n + 1;
+    }
     Planned {
         plan: ApiPlan {
             id,
@@ -151,7 +185,14 @@ pub(super) fn plan_api(
             routes,
             chains: Vec::new(),
             chains_for: 0,
+            route_chains,
+            with_policies,
+            patterns: order,
+            services: Vec::new(),
+            route_services: Vec::new(),
+            services_for: 0,
             slots: Vec::new(),
+            blocks: Vec::new(),
         },
         failed,
     }
@@ -187,11 +228,11 @@ impl ApiPlan {
 
     /// Patterns of the routes kept, for the order of the next API's patterns.
     pub(super) fn pattern_count(&self) -> usize {
-        self.routes.iter().map(|r| r.patterns.len()).sum()
+        self.patterns
     }
 
     /// Makes the chains current for the global policies `global` of generation `generation`.
-    /// A route without policies of its own shares the API's chain, and an API without
+    /// Routes without policies of their own share the API's chain, and an API without
     /// policies shares `global_chain`: equal chains, built once.
     pub(super) fn merge_chains(
         &mut self,
@@ -199,7 +240,7 @@ impl ApiPlan {
         global_chain: &Arc<Chain>,
         generation: u64,
     ) {
-        if self.chains_for == generation && self.chains.len() == self.routes.len() {
+        if self.chains_for == generation && !self.chains.is_empty() {
             return;
         }
         let api_chain = if self.policies.is_empty() {
@@ -207,22 +248,69 @@ impl ApiPlan {
         } else {
             Arc::new(super::policies::merge(&[global, &self.policies]))
         };
-        self.chains = self
-            .routes
-            .iter()
-            .map(|route| {
-                tollgate_pace::point();
-                if route.policies.is_empty() {
-                    api_chain.clone()
-                } else {
-                    Arc::new(super::policies::merge(&[
-                        global,
-                        &self.policies,
-                        &route.policies,
-                    ]))
-                }
-            })
-            .collect();
+        let mut chains = Vec::with_capacity(1 + self.with_policies.len());
+        chains.push(api_chain);
+        for &k in &self.with_policies {
+            tollgate_pace::point();
+            chains.push(Arc::new(super::policies::merge(&[
+                global,
+                &self.policies,
+                &self.routes[k].policies,
+            ])));
+        }
+        self.chains = chains;
         self.chains_for = generation;
+    }
+
+    /// Looks up the routes' services by name (`index`, configuration indices, for the service
+    /// names of generation `generation`) unless that was done for this generation, and
+    /// reports a route whose service is missing (only a reused plan can have one: the service
+    /// was deleted since it was planned). `a` is the API's index.
+    pub(super) fn resolve_services(
+        &mut self,
+        index: &foldhash::HashMap<&str, usize>,
+        generation: u64,
+        a: usize,
+        errors: &mut Vec<Diagnostic>,
+    ) {
+        if self.services_for == generation {
+            return;
+        }
+        self.services.clear();
+        self.route_services.clear();
+        for route in &self.routes {
+            tollgate_pace::point();
+            let name = &self.api.routes[route.route].service;
+            let Some(&service) = index.get(name.as_str()) else {
+                errors.push(missing_service(a, route.route, name));
+                self.route_services.push(None);
+                continue;
+            };
+            let position = match self.services.iter().position(|&s| s == service) {
+                Some(p) => p,
+                None => {
+                    self.services.push(service);
+                    self.services.len() - 1
+                }
+            };
+            self.route_services.push(Some(position));
+        }
+        self.services_for = generation;
+    }
+
+    /// The block of routes compiled for `environment` from `key`, if the last one was.
+    pub(super) fn block_in(&self, environment: &str, key: &BlockKey) -> Option<RouteBlock> {
+        self.blocks
+            .iter()
+            .find(|(e, k, _)| e == environment && k == key)
+            .map(|(_, _, block)| block.clone())
+    }
+
+    /// Keeps `block` as this plan's routes in `environment` (`None`: keeps none there).
+    pub(super) fn keep_block(&mut self, environment: &str, kept: Option<(BlockKey, RouteBlock)>) {
+        self.blocks.retain(|(e, _, _)| e != environment);
+        if let Some((key, block)) = kept {
+            self.blocks.push((environment.to_owned(), key, block));
+        }
     }
 }

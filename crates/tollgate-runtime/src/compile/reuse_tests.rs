@@ -135,7 +135,7 @@ fn observe(result: &Result<Snapshot, Vec<Diagnostic>>) -> Vec<String> {
     };
     let mut out = vec![format!("fallback {:?}", s.fallback_chain)];
     for (i, route) in s.routes.iter().enumerate() {
-        out.push(format!("route {i} {route:?}"));
+        out.push(format!("route {i} {route:?} {:?}", s.chain(route)));
     }
     for service in &s.services {
         let target = match &service.backend {
@@ -225,10 +225,42 @@ fn a_global_policy_change_keeps_routers_and_a_route_change_rebuilds_them() {
     let router = |s: &Snapshot, e: usize| s.environments.get(e).unwrap().router.clone();
     assert!(Arc::ptr_eq(&router(&one, 0), &router(&two, 0)));
     assert!(Arc::ptr_eq(&router(&one, 1), &router(&two, 1)));
-    assert!(!Arc::ptr_eq(&one.routes[0].chain, &two.routes[0].chain));
+    let chain = |s: &Snapshot| s.chains[s.routes.iter().next().unwrap().chain].clone();
+    assert!(!Arc::ptr_eq(&chain(&one), &chain(&two)));
     let text = apply(&text, ("\"= /x\", \"/u/{id}\"", "\"= /x\", \"/w/{id}\""));
     let three = compile_with(&mut compiler, &text).unwrap();
     assert!(!Arc::ptr_eq(&router(&two, 0), &router(&three, 0)));
+}
+
+#[test]
+fn a_global_policy_change_keeps_every_block_of_routes_and_an_api_change_only_its_own() {
+    let same = |a: &Snapshot, b: &Snapshot| -> Vec<bool> {
+        assert_eq!(a.routes.blocks().len(), b.routes.blocks().len());
+        a.routes
+            .blocks()
+            .iter()
+            .zip(b.routes.blocks())
+            .map(|(x, y)| Arc::ptr_eq(x, y))
+            .collect()
+    };
+    let mut compiler = Compiler::default();
+    let one = compile_with(&mut compiler, BASE).unwrap();
+    let text = apply(BASE, ("tag-a, config: {v: 1}", "tag-a, config: {v: 2}"));
+    let two = compile_with(&mut compiler, &text).unwrap();
+    assert!(
+        same(&one, &two).iter().all(|&s| s),
+        "a global policy change rebuilt routes"
+    );
+    // The routes see the new chain through the snapshot's chain table.
+    let first = two.routes.iter().next().unwrap();
+    assert!(format!("{:?}", two.chain(first)).contains(r#"tag-a:{\"v\":2}"#));
+    // API `a` changes: only its blocks (one per environment it is live in) are new.
+    let text = apply(&text, ("\"= /x\", \"/u/{id}\"", "\"= /x\", \"/w/{id}\""));
+    let three = compile_with(&mut compiler, &text).unwrap();
+    let kept = same(&two, &three);
+    for (block, kept) in three.routes.blocks().iter().zip(&kept) {
+        assert_eq!(&*block[0].info.api == "a", !kept, "{:?}", block[0].info);
+    }
 }
 
 #[test]
@@ -247,7 +279,7 @@ fn route_slots_are_carried_while_the_route_is_unchanged() {
     let text = apply(BASE, ("tag-a, config: {v: 1}", "tag-a, config: {v: 2}"));
     let two = compile_with(&mut compiler, &text).unwrap();
     assert_eq!(one.routes.len(), two.routes.len());
-    for (a, b) in one.routes.iter().zip(&two.routes) {
+    for (a, b) in one.routes.iter().zip(two.routes.iter()) {
         assert!(Arc::ptr_eq(&a.slot, &b.slot), "{:?}", b.info);
     }
     // API `a` changes: its routes get new slots, the others keep theirs.

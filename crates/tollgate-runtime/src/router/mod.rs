@@ -36,8 +36,8 @@ pub struct RequestView<'a> {
 /// A routing decision.
 #[derive(Debug, Clone)]
 pub struct Match {
-    /// Index into [`crate::Snapshot::routes`].
-    pub route: usize,
+    /// The route, in [`crate::Snapshot::routes`].
+    pub route: crate::RouteId,
     /// Captured parameters.
     pub params: Params,
     /// The literal path prefix the matched pattern stands for (for prefix rewrites).

@@ -29,8 +29,8 @@ const MAX_PREFIX_DEPTH: usize = 64;
 /// One route's claim on a pattern.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    /// Index into the snapshot's routes.
-    pub(crate) route: usize,
+    /// The route, in the snapshot's routes.
+    pub(crate) route: crate::RouteId,
     pub(crate) conditions: Conditions,
     /// Parameter names in capture order.
     pub(crate) params: Vec<Arc<str>>,

@@ -4,7 +4,7 @@ use super::*;
 
 fn entry(route: usize, pattern: &PathPattern, methods: &[Method]) -> Entry {
     Entry {
-        route,
+        route: crate::RouteId::new(0, route),
         conditions: Conditions {
             methods: methods.to_vec(),
             ..Conditions::default()
@@ -27,7 +27,7 @@ fn router(routes: &[(Option<&str>, &str)]) -> Router {
 }
 
 fn find(r: &Router, host: Option<&str>, path: &str) -> Option<usize> {
-    find_with(r, host, &Method::GET, path, &HeaderMap::new(), None).map(|m| m.route)
+    find_with(r, host, &Method::GET, path, &HeaderMap::new(), None).map(|m| m.route.index as usize)
 }
 
 fn find_with(
@@ -90,9 +90,9 @@ fn templates_backtrack_and_capture() {
         (None, "/files/{*rest}"),
     ]);
     let m = find_with(&r, None, &Method::GET, "/a/b/c", &HeaderMap::new(), None).unwrap();
-    assert_eq!((m.route, m.params.get("x")), (0, Some("b")));
+    assert_eq!((m.route.index, m.params.get("x")), (0, Some("b")));
     let m = find_with(&r, None, &Method::GET, "/a/b/z/d", &HeaderMap::new(), None).unwrap();
-    assert_eq!((m.route, m.params.get("y")), (1, Some("z")));
+    assert_eq!((m.route.index, m.params.get("y")), (1, Some("z")));
     let m = find_with(
         &r,
         None,
@@ -147,19 +147,22 @@ fn methods_headers_and_query_select_among_candidates() {
     assert_eq!(
         find_with(&r, None, &Method::GET, "/x", &h, None)
             .unwrap()
-            .route,
+            .route
+            .index,
         0
     );
     assert_eq!(
         find_with(&r, None, &Method::POST, "/x", &h, None)
             .unwrap()
-            .route,
+            .route
+            .index,
         1
     );
     assert_eq!(
         find_with(&r, None, &Method::PUT, "/x", &h, Some("v=2"))
             .unwrap()
-            .route,
+            .route
+            .index,
         3
     );
     assert!(find_with(&r, None, &Method::PUT, "/x", &h, None).is_none());
@@ -167,7 +170,8 @@ fn methods_headers_and_query_select_among_candidates() {
     assert_eq!(
         find_with(&r, None, &Method::GET, "/x", &h, None)
             .unwrap()
-            .route,
+            .route
+            .index,
         2
     );
 }

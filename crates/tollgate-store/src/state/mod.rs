@@ -245,19 +245,42 @@ impl State {
     /// The documents this state was built from: [`State::from_loaded`] of the result gives
     /// the same state back. (Kinds this binary does not know were dropped when it read them.)
     pub fn to_loaded(&self) -> Result<Loaded, StoreError> {
-        fn docs<C: Collection>(state: &State, out: &mut Vec<Doc>) -> Result<(), StoreError> {
+        self.to_loaded_reusing(&mut |_, _, _| None)
+    }
+
+    /// [`State::to_loaded`], taking each document's body from `known(kind, key, revision)`
+    /// when it returns one (a body serialized earlier for the object at that revision: an
+    /// object's revision changes with every write to it), serializing the others.
+    pub fn to_loaded_reusing(
+        &self,
+        known: &mut dyn FnMut(&str, &str, i64) -> Option<String>,
+    ) -> Result<Loaded, StoreError> {
+        type Known<'a> = &'a mut dyn FnMut(&str, &str, i64) -> Option<String>;
+        fn docs<C: Collection>(
+            state: &State,
+            known: Known<'_>,
+            out: &mut Vec<Doc>,
+        ) -> Result<(), StoreError> {
             for (key, entry) in C::map(state) {
                 tollgate_pace::check();
-                out.push(doc(C::KIND, C::doc_key(key), entry)?);
+                out.push(doc(C::KIND, C::doc_key(key), entry, known)?);
             }
             Ok(())
         }
-        fn doc<T: Serialize>(kind: &str, key: String, entry: &Entry<T>) -> Result<Doc, StoreError> {
-            let body = serde_json::to_string(&entry.value).map_err(|e| StoreError::Corrupt {
-                kind: kind.to_owned(),
-                key: key.clone(),
-                reason: e.to_string(),
-            })?;
+        fn doc<T: Serialize>(
+            kind: &str,
+            key: String,
+            entry: &Entry<T>,
+            known: Known<'_>,
+        ) -> Result<Doc, StoreError> {
+            let body = match known(kind, &key, entry.revision) {
+                Some(body) => body,
+                None => serde_json::to_string(&entry.value).map_err(|e| StoreError::Corrupt {
+                    kind: kind.to_owned(),
+                    key: key.clone(),
+                    reason: e.to_string(),
+                })?,
+            };
             Ok(Doc {
                 kind: kind.to_owned(),
                 key,
@@ -269,16 +292,16 @@ impl State {
         }
         let mut out = Vec::new();
         if let Some(settings) = &self.settings {
-            out.push(doc(kind::SETTINGS, "server".to_owned(), settings)?);
+            out.push(doc(kind::SETTINGS, "server".to_owned(), settings, known)?);
         }
-        docs::<Services>(self, &mut out)?;
-        docs::<Policies>(self, &mut out)?;
-        docs::<Environments>(self, &mut out)?;
-        docs::<Consumers>(self, &mut out)?;
-        docs::<Certificates>(self, &mut out)?;
-        docs::<ApiVersions>(self, &mut out)?;
-        docs::<Deployments>(self, &mut out)?;
-        docs::<Releases>(self, &mut out)?;
+        docs::<Services>(self, known, &mut out)?;
+        docs::<Policies>(self, known, &mut out)?;
+        docs::<Environments>(self, known, &mut out)?;
+        docs::<Consumers>(self, known, &mut out)?;
+        docs::<Certificates>(self, known, &mut out)?;
+        docs::<ApiVersions>(self, known, &mut out)?;
+        docs::<Deployments>(self, known, &mut out)?;
+        docs::<Releases>(self, known, &mut out)?;
         Ok(Loaded {
             revision: self.revision,
             docs: out,

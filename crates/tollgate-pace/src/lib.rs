@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 pub struct Pace {
     /// Work between rests.
     pub work: Duration,
-    /// Sleep after each slice of work.
+    /// Sleep after each slice of work; zero: give the core to any other thread that wants
+    /// it (`sched_yield`) and go on at once when none does.
     pub rest: Duration,
 }
 
@@ -127,7 +128,11 @@ pub fn check() {
 
 fn rest_if_due(pacer: &mut Pacer) {
     if pacer.since.elapsed() >= pacer.pace.work {
-        std::thread::sleep(pacer.pace.rest);
+        if pacer.pace.rest.is_zero() {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(pacer.pace.rest);
+        }
         pacer.since = Instant::now();
     }
 }

@@ -377,7 +377,8 @@ pub(crate) async fn follow_until_shutdown(
 }
 
 /// The compile thread's pace on a node with workers: [`tollgate_pace::Pace::DEFAULT`], or what
-/// `TOLLGATE_COMPILE_PACE` says: `WORK_US/REST_US` (microseconds) or `off`.
+/// `TOLLGATE_COMPILE_PACE` says: `WORK_US/REST_US` (microseconds; a rest of 0 yields the
+/// core instead of sleeping) or `off`.
 fn compile_pace() -> Result<Option<tollgate_pace::Pace>, String> {
     let Ok(text) = std::env::var("TOLLGATE_COMPILE_PACE") else {
         return Ok(Some(tollgate_pace::Pace::DEFAULT));
@@ -389,17 +390,18 @@ fn parse_pace(text: &str) -> Result<Option<tollgate_pace::Pace>, String> {
     if text.trim() == "off" {
         return Ok(None);
     }
-    let micros = |s: &str| {
+    let micros = |s: &str, least: u64| {
         s.trim()
             .parse::<u64>()
             .ok()
-            .filter(|n| (1..=1_000_000).contains(n))
+            .filter(|n| (least..=1_000_000).contains(n))
             .map(std::time::Duration::from_micros)
     };
-    match text.split_once('/').map(|(w, r)| (micros(w), micros(r))) {
+    match text.split_once('/').map(|(w, r)| (micros(w, 1), micros(r, 0))) {
         Some((Some(work), Some(rest))) => Ok(Some(tollgate_pace::Pace { work, rest })),
         _ => Err(
-            "expected WORK_US/REST_US (1 to 1000000 microseconds each, e.g. 100/200) or off".into(),
+            "expected WORK_US/REST_US (microseconds: work 1 to 1000000, rest 0 to 1000000, e.g. 100/200) or off"
+                .into(),
         ),
     }
 }
@@ -418,6 +420,10 @@ mod pace_tests {
         assert_eq!(pace.work, Duration::from_micros(50));
         assert_eq!(pace.rest, Duration::from_micros(400));
         assert_eq!(parse_pace("off"), Ok(None));
+        let yielding = parse_pace("20/0")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("paced"));
+        assert_eq!(yielding.rest, Duration::ZERO);
         for bad in ["", "50", "50/", "/400", "0/400", "50/x", "50/2000000"] {
             let err = parse_pace(bad)
                 .err()

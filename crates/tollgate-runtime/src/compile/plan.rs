@@ -42,6 +42,8 @@ pub(super) struct ApiPlan {
     /// Per route (same order): its service in `services` (`None`: missing, reported).
     pub(super) route_services: Vec<Option<usize>>,
     pub(super) services_for: u64,
+    /// Whether a route's service was missing (reported again by every compile).
+    missing_services: bool,
     /// The compiled routes' slots (same order), per environment name, handed to every compile
     /// that reuses this plan.
     pub(super) slots: Vec<(String, Vec<Arc<RouteSlot>>)>,
@@ -191,6 +193,7 @@ pub(super) fn plan_api(
             services: Vec::new(),
             route_services: Vec::new(),
             services_for: 0,
+            missing_services: false,
             slots: Vec::new(),
             blocks: Vec::new(),
         },
@@ -273,9 +276,11 @@ impl ApiPlan {
         a: usize,
         errors: &mut Vec<Diagnostic>,
     ) {
-        if self.services_for == generation {
+        // A missing service is reported by every compile, as a full compile would.
+        if self.services_for == generation && !self.missing_services {
             return;
         }
+        self.missing_services = false;
         self.services.clear();
         self.route_services.clear();
         for route in &self.routes {
@@ -284,6 +289,7 @@ impl ApiPlan {
             let Some(&service) = index.get(name.as_str()) else {
                 errors.push(missing_service(a, route.route, name));
                 self.route_services.push(None);
+                self.missing_services = true;
                 continue;
             };
             let position = match self.services.iter().position(|&s| s == service) {

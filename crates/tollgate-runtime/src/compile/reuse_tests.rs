@@ -112,6 +112,14 @@ const STEPS: &[(&str, &str)] = &[
         "  - {name: test, variables",
         "  - {name: qa, hosts: [qa.test]}\n  - {name: test, variables",
     ),
+    // A service that reused plans use goes away, and stays away over a change that does not
+    // touch services: both compiles report the routes that use it.
+    (
+        "{name: m, mock: {status: 200}}",
+        "{name: m2, mock: {status: 200}}",
+    ),
+    ("host: \"127.0.0.3\"", "host: \"127.0.0.4\""),
+    ("{name: m2, mock", "{name: m, mock"),
 ];
 
 fn apply(text: &str, (from, to): (&str, &str)) -> String {
@@ -174,10 +182,20 @@ fn observe(result: &Result<Snapshot, Vec<Diagnostic>>) -> Vec<String> {
     out
 }
 
-/// Compiles `yaml`; `service: gone` (which validation would refuse) names a missing service.
+/// Compiles `yaml`; `service: gone` and a service renamed `m2` (which validation would refuse)
+/// make routes name a missing service.
 fn compile_with(compiler: &mut Compiler, yaml: &str) -> Result<Snapshot, Vec<Diagnostic>> {
-    let valid = yaml.replace("service: gone", "service: s");
+    let valid = yaml
+        .replace("service: gone", "service: s")
+        .replace("{name: m2, mock", "{name: m, mock");
     let mut config = parse_config(&valid, Format::Yaml, "t.yaml").unwrap();
+    if yaml.contains("{name: m2, mock") {
+        for service in &mut config.services {
+            if service.name == "m" {
+                service.name = "m2".into();
+            }
+        }
+    }
     if yaml.contains("service: gone") {
         for api in &mut config.apis {
             for route in api.routes.make_mut() {
@@ -212,8 +230,9 @@ fn reusing_compiler_matches_compiling_from_scratch_after_every_change() {
         assert_eq!(incremental, scratch, "step {n}: {step:?}");
         failures += usize::from(incremental[0].starts_with("error"));
     }
-    // The missing service and the bad policy configuration were refused.
-    assert_eq!(failures, 2);
+    // The missing services (twice for the deleted one) and the bad policy configuration
+    // were refused.
+    assert_eq!(failures, 4);
 }
 
 #[test]

@@ -41,6 +41,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import control_plane  # noqa: E402
 from control_plane import (  # noqa: E402
     config_yaml, driver_on_load_core, free_port, interleaved, percentile, pin, wrk,
 )
@@ -168,7 +169,10 @@ def main() -> int:
         "TOLLGATE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--bin", default=str(REPO / "target" / "release" / "tollgate"))
     ap.add_argument("--gateway-cores", default="0", help="cores the nodes may use (wrk stays on core 1)")
+    ap.add_argument("--write-every", type=float, default=None,
+                    help="seconds between the starts of a window's changes (default: 100 ms after each answer)")
     args = ap.parse_args()
+    control_plane.WRITE_EVERY = args.write_every
     if not shutil.which("wrk"):
         print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)
         return 1

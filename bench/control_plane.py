@@ -52,6 +52,9 @@ def free_port() -> int:
 
 
 GATEWAY_CORES = "0"
+# Seconds between the starts of a window's writes (`--write-every`); None: 100 ms after each
+# write is answered (so a binary that answers sooner is measured at a higher write rate).
+WRITE_EVERY: float | None = None
 
 
 def pin(core: int | str) -> list[str]:
@@ -188,9 +191,14 @@ def interleaved(port: int, path: str, rounds: int, writes: int, seconds: int, wr
         time.sleep(0.5)
 
         def window(first: int) -> None:
+            slot = time.monotonic()
             for k in range(first, first + per_round):
                 write(k)
-                time.sleep(0.1)
+                if WRITE_EVERY is None:
+                    time.sleep(0.1)
+                else:
+                    slot += WRITE_EVERY
+                    time.sleep(max(0.0, slot - time.monotonic()))
             deadline = time.monotonic() + 10
             while not is_live(first + per_round - 1):
                 if time.monotonic() > deadline:
@@ -274,11 +282,14 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=5, help="wrk duration of each window without writes")
     ap.add_argument("--rounds", type=int, default=5, help="windows without / with writes, alternated")
     ap.add_argument("--bin", default=str(REPO / "target" / "release" / "tollgate"))
+    ap.add_argument("--write-every", type=float, default=None,
+                    help="seconds between the starts of a window's writes (default: 100 ms after each answer)")
     ap.add_argument("--gateway-cores", default="0",
                     help="cores the whole gateway process may use (wrk stays on core 1)")
     args = ap.parse_args()
-    global GATEWAY_CORES
+    global GATEWAY_CORES, WRITE_EVERY
     GATEWAY_CORES = args.gateway_cores
+    WRITE_EVERY = args.write_every
     if not shutil.which("wrk"):
         print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)
         return 1

@@ -230,10 +230,10 @@ mod tests {
         .unwrap();
         State {
             revision: 42,
-            services: BTreeMap::from([(
+            services: Arc::new(BTreeMap::from([(
                 "billing".to_owned(),
                 Arc::new(Entry::new_at(service, 40, 1_700_000_000, 1_700_000_100)),
-            )]),
+            )])),
             ..State::default()
         }
     }
@@ -289,7 +289,7 @@ mod tests {
         let mut entry = (*state.services["billing"]).clone();
         entry.value.targets[0].url = url.to_owned();
         entry.revision = revision;
-        state.services.insert("billing".into(), Arc::new(entry));
+        Arc::make_mut(&mut state.services).insert("billing".into(), Arc::new(entry));
         state
     }
 

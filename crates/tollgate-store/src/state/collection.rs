@@ -21,7 +21,7 @@ pub trait Collection {
     const LABEL: &'static str;
     /// The map in a state.
     fn map(state: &State) -> &BTreeMap<Self::Key, Arc<Entry<Self::Value>>>;
-    /// The map in a state, for writing.
+    /// The map in a state, for writing (copied first if other states share it).
     fn map_mut(state: &mut State) -> &mut BTreeMap<Self::Key, Arc<Entry<Self::Value>>>;
     /// The document key.
     fn doc_key(key: &Self::Key) -> String;
@@ -51,7 +51,7 @@ macro_rules! collection {
                 &state.$field
             }
             fn map_mut(state: &mut State) -> &mut BTreeMap<Self::Key, Arc<Entry<Self::Value>>> {
-                &mut state.$field
+                Arc::make_mut(&mut state.$field)
             }
             fn doc_key($k: &Self::Key) -> String {
                 $doc_key

@@ -139,7 +139,12 @@ pub struct Release {
     pub at: Timestamp,
 }
 
-/// The whole configuration state at one store revision. Cheap to clone: entries are shared.
+/// One kind of object in a [`State`], shared between states until one of them writes to it.
+pub type Shared<K, V> = Arc<BTreeMap<K, Arc<Entry<V>>>>;
+
+/// The whole configuration state at one store revision. Cheap to clone: each kind's map is
+/// shared until written to ([`Arc::make_mut`]), and entries are shared, so a write copies
+/// the map it changes and nothing else.
 #[derive(Debug, Clone, Default)]
 pub struct State {
     /// Store revision.
@@ -147,21 +152,21 @@ pub struct State {
     /// Server settings, when set.
     pub settings: Option<Arc<Entry<ServerConfig>>>,
     /// Services by name.
-    pub services: BTreeMap<String, Arc<Entry<Service>>>,
+    pub services: Shared<String, Service>,
     /// Global policies by plugin name.
-    pub policies: BTreeMap<String, Arc<Entry<PolicySpec>>>,
+    pub policies: Shared<String, PolicySpec>,
     /// Environments by name.
-    pub environments: BTreeMap<String, Arc<Entry<Environment>>>,
+    pub environments: Shared<String, Environment>,
     /// Consumers by name.
-    pub consumers: BTreeMap<String, Arc<Entry<Consumer>>>,
+    pub consumers: Shared<String, Consumer>,
     /// Certificates by name (private keys encrypted).
-    pub certificates: BTreeMap<String, Arc<Entry<Certificate>>>,
+    pub certificates: Shared<String, Certificate>,
     /// API versions by (API name, version).
-    pub versions: BTreeMap<(String, String), Arc<Entry<ApiVersion>>>,
+    pub versions: Shared<(String, String), ApiVersion>,
     /// Deployments by (environment, API name).
-    pub deployments: BTreeMap<(String, String), Arc<Entry<Deployment>>>,
+    pub deployments: Shared<(String, String), Deployment>,
     /// Releases by id.
-    pub releases: BTreeMap<i64, Arc<Entry<Release>>>,
+    pub releases: Shared<i64, Release>,
 }
 
 impl State {
@@ -187,11 +192,12 @@ impl State {
     }
 
     fn apply_doc(&mut self, doc: &Doc) -> Result<(), StoreError> {
-        fn put<K: Ord, T: serde::de::DeserializeOwned>(
-            map: &mut BTreeMap<K, Arc<Entry<T>>>,
+        fn put<K: Ord + Clone, T: serde::de::DeserializeOwned>(
+            map: &mut Shared<K, T>,
             key: K,
             doc: &Doc,
         ) -> Result<(), StoreError> {
+            let map = Arc::make_mut(map);
             match &doc.body {
                 Some(body) => {
                     map.insert(key, Arc::new(Entry::decode(doc, body)?));

@@ -322,3 +322,45 @@ fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, WriteError> {
     serde_json::to_value(value)
         .map_err(|e| WriteError::Store(StoreError::Secret(format!("cannot encode: {e}"))))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tollgate_model::{Format, PolicySpec, parse_config};
+
+    use super::Writer;
+    use crate::secrets::SecretKey;
+    use crate::state::{Policies, State};
+
+    #[test]
+    fn a_write_copies_the_kind_it_changes_and_shares_the_others() {
+        let config = parse_config(
+            "services:\n  - {name: s, mock: {status: 200}}\npolicies:\n  - {name: cors, config: {}}\napis:\n  - name: a\n    routes: [{name: r, paths: [/a], service: s}]\n",
+            Format::Yaml,
+            "t.yaml",
+        )
+        .unwrap();
+        let key = SecretKey::from_bytes(&[7; 32]).unwrap();
+        let mut writer = Writer::new(&State::default(), "t");
+        writer.apply_config(&config, &key).unwrap();
+        let base = writer.finish().state;
+        let mut writer = Writer::new(&base, "t");
+        let spec = PolicySpec {
+            name: "cors".into(),
+            config: serde_json::json!({"allow_origins": ["https://a.test"]}),
+            enabled: true,
+        };
+        writer
+            .replace::<Policies>("cors".into(), spec.clone(), None)
+            .unwrap();
+        let next = writer.finish().state;
+        assert_eq!(next.policies["cors"].value, spec);
+        assert_ne!(base.policies["cors"].value, spec, "the base state changed");
+        assert!(!Arc::ptr_eq(&base.policies, &next.policies));
+        assert!(Arc::ptr_eq(&base.services, &next.services));
+        assert!(Arc::ptr_eq(&base.versions, &next.versions));
+        assert!(Arc::ptr_eq(&base.deployments, &next.deployments));
+        assert!(Arc::ptr_eq(&base.releases, &next.releases));
+    }
+}

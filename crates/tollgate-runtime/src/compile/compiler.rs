@@ -7,14 +7,18 @@
 //! | part | reused while unchanged |
 //! |---|---|
 //! | API plan (policies, conditions, patterns, rewrites) | the API version's definition |
+//! | the plan's routes' services (by configuration index) | the service names |
 //! | global policies | `policies` |
-//! | route chains | the API's plan and the global policies |
-//! | an environment's router | the plans of the APIs live in it, their positions |
+//! | an API's chains (one, plus one per route with policies) | the API's plan and the global policies |
+//! | an API's block of compiled routes in an environment | the plan, the compiled services its routes use there, where its chains start in the chain table |
+//! | an environment's router | the plans of the APIs live in it, their blocks, their positions |
 //!
-//! Everything else (services, whose pools the previous snapshot hands over; environments;
-//! routes, which point at chains and services; TLS) is rebuilt each time: it is small or
-//! cheap. A compile reports exactly the problems a compile from scratch reports, in the same
-//! order: plans that had problems are never kept, so reused parts have none to report.
+//! Routes name their chain by index in the snapshot's chain table, so a global policy change
+//! rebuilds the chains and keeps every block of routes and every router. Everything else
+//! (services, whose pools the previous snapshot hands over; environments; the chain table;
+//! TLS) is rebuilt each time: it is small. A compile reports exactly the problems a compile
+//! from scratch reports, in the same order: plans and blocks that had problems are never
+//! kept, so reused parts have none to report.
 
 use std::collections::HashMap;
 use std::sync::Arc;

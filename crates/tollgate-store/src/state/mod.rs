@@ -1,5 +1,5 @@
 //! The typed configuration state built from the store's documents, and its projection to the
-//! model's [`Config`] (what the runtime compiles and what `config export` writes).
+//! model's [`Config`](tollgate_model::Config) (what the runtime compiles and what `config export` writes).
 //!
 //! Document kinds and keys:
 //!

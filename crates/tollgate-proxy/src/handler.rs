@@ -77,7 +77,9 @@ pub(crate) async fn handle(
     };
 
     let route = log.route.and_then(|r| snapshot.routes.get(r));
-    let chain: &Chain = route.map_or(&snapshot.fallback_chain, |r| snapshot.chain(r));
+    let chain: &Chain = route
+        .and_then(|r| snapshot.chain(r))
+        .unwrap_or(&snapshot.fallback_chain);
     let (mut rparts, mut rbody) = response.into_parts();
     // Before the response policies, so that `response-headers` can still change them.
     if let Some(deprecation) = route.and_then(|r| r.deprecation.as_deref()) {
@@ -200,7 +202,7 @@ async fn pipeline(
     // Normalize, route, and work out the path the upstream receives: what was matched,
     // rewritten if the route says so. The common case (already normalized, no rewrite)
     // allocates nothing and keeps the request's URI as it is.
-    let (found, new_path) = {
+    let (found, route, new_path) = {
         let raw_path = parts.uri.path();
         let normalized: Cow<'_, str> =
             normalize_path(raw_path, &options).map_err(|e| errors::bad_path(e.to_string()))?;
@@ -230,6 +232,7 @@ async fn pipeline(
         let Some(found) = found else {
             return Err(errors::not_found());
         };
+        // Router matches always name a route of their snapshot.
         let route = snapshot
             .routes
             .get(found.route)
@@ -246,15 +249,13 @@ async fn pipeline(
             Cow::Owned(p) => Some(with_query(p)),
             Cow::Borrowed(_) => None,
         };
-        (found, (normalized, rewritten))
+        (found, route, (normalized, rewritten))
     };
     let (normalized_path, rewritten_path) = new_path;
-    // Router matches always name a route of their snapshot.
-    let route = snapshot
-        .routes
-        .get(found.route)
-        .ok_or_else(errors::not_found)?;
-    let chain = snapshot.chain(route);
+    // Never run a route without its policies.
+    let chain = snapshot
+        .chain(route)
+        .ok_or_else(|| errors::internal("the route's policies are missing from the snapshot"))?;
     log.route = Some(found.route);
     cx.route = Some(route.info.clone());
     cx.params = found.params;

@@ -138,8 +138,9 @@ impl LogState {
                 metrics.access_log_dropped.inc();
             }
         }
-        let chain: &tollgate_runtime::Chain =
-            route.map_or(&state.snapshot.fallback_chain, |r| state.snapshot.chain(r));
+        let chain: &tollgate_runtime::Chain = route
+            .and_then(|r| state.snapshot.chain(r))
+            .unwrap_or(&state.snapshot.fallback_chain);
         if let Some(cx) = &state.cx {
             for policy in &chain.log {
                 policy.log(cx, state.status);

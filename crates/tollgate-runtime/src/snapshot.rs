@@ -104,10 +104,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The policy chain of `route` (a route of this snapshot); the global policies if the
-    /// route is from elsewhere.
+    /// The policy chain of `route`, a route of this snapshot (the compiler gives every route
+    /// a chain of its snapshot; `None` for a route from elsewhere, which callers must refuse
+    /// rather than run without its policies).
     #[inline]
-    pub fn chain(&self, route: &CompiledRoute) -> &Chain {
-        self.chains.get(route.chain).unwrap_or(&self.fallback_chain)
+    pub fn chain(&self, route: &CompiledRoute) -> Option<&Chain> {
+        self.chains.get(route.chain).map(|c| &**c)
     }
 }

@@ -109,7 +109,8 @@ impl HealthProbe for Probe {
 /// milliseconds of CPU the workers should not lose). Returns the sender the publisher hands
 /// served states to.
 pub(crate) fn keep_cache(
-    cache: StateCache,
+    // Moved to the compile thread for each save and back: it remembers what it wrote.
+    mut cache: StateCache,
     store: String,
     every: Duration,
     thread: CompileThread,
@@ -117,8 +118,6 @@ pub(crate) fn keep_cache(
     let (tx, mut rx) = tokio::sync::watch::channel::<Option<Arc<State>>>(None);
     tokio::spawn(async move {
         let mut saved = i64::MIN;
-        // Moved to the compile thread for each save and back: it remembers what it wrote.
-        let mut cache = cache;
         loop {
             if rx.changed().await.is_err() {
                 return;

@@ -109,7 +109,7 @@ mod tests {
     use tollgate_store::secrets::sha256_hex;
 
     use super::*;
-    use crate::tokens::block_on as futures_lite;
+    use crate::tokens::block_on;
 
     #[test]
     fn token_file_lists_hashes_with_roles_and_names() {
@@ -120,10 +120,10 @@ mod tests {
         );
         let tokens = StaticTokens::parse(&text).unwrap();
         assert_eq!(tokens.len(), 2);
-        let who = futures_lite(tokens.identify(&hash)).unwrap().unwrap();
+        let who = block_on(tokens.identify(&hash)).unwrap().unwrap();
         assert_eq!((who.name.as_str(), who.role), ("ops-team", Role::Admin));
         assert!(
-            futures_lite(tokens.identify(&sha256_hex("other")))
+            block_on(tokens.identify(&sha256_hex("other")))
                 .unwrap()
                 .is_none()
         );

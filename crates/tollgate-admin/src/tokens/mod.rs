@@ -18,6 +18,7 @@ use tollgate_store::{Role, StoreError};
 pub use file::{StaticTokens, TokenFileError};
 pub use saved::MIRROR_FILE_NAME;
 pub use store::{FRESH_FOR, StoreTokens, TableRead, TokenTable};
+
 /// Who presented a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

@@ -244,7 +244,7 @@ mod tests {
     use tollgate_store::secrets::sha256_hex;
 
     use super::*;
-    use crate::tokens::block_on as futures_lite;
+    use crate::tokens::block_on;
 
     /// A token table that can be made unreachable, counting its reads.
     #[derive(Clone, Default)]
@@ -294,29 +294,29 @@ mod tests {
         let mut tokens = StoreTokens::over(Box::new(table.clone()));
         tokens.fresh_for = Duration::from_millis(50);
         let hash = sha256_hex("tg_secret");
-        let who = futures_lite(tokens.identify(&hash)).unwrap().unwrap();
+        let who = block_on(tokens.identify(&hash)).unwrap().unwrap();
         assert_eq!((who.name.as_str(), who.role), ("scraper", Role::Viewer));
         // fresh copy: no second read
-        futures_lite(tokens.identify(&hash)).unwrap().unwrap();
+        block_on(tokens.identify(&hash)).unwrap().unwrap();
         assert_eq!(table.reads.load(Ordering::SeqCst), 1);
 
         table.down.store(true, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(60)); // the copy is no longer fresh
-        let who = futures_lite(tokens.identify(&hash)).unwrap();
+        let who = block_on(tokens.identify(&hash)).unwrap();
         assert_eq!(who.map(|w| w.id), Some("tok_1".to_owned()));
         assert_eq!(table.reads.load(Ordering::SeqCst), 2);
         // while the store is down it is not asked again for known tokens...
-        futures_lite(tokens.identify(&hash)).unwrap().unwrap();
+        block_on(tokens.identify(&hash)).unwrap().unwrap();
         assert_eq!(table.reads.load(Ordering::SeqCst), 2);
         // ...but an unknown token cannot be told from a new one: the store's error
-        let e = futures_lite(tokens.identify(&sha256_hex("other"))).unwrap_err();
+        let e = block_on(tokens.identify(&sha256_hex("other"))).unwrap_err();
         assert!(e.is_unreachable(), "{e}");
 
         // back, and the token revoked meanwhile: refused at the next read
         table.down.store(false, Ordering::SeqCst);
         table.tokens.store(false, Ordering::SeqCst);
         tokens.invalidate();
-        assert!(futures_lite(tokens.identify(&hash)).unwrap().is_none());
+        assert!(block_on(tokens.identify(&hash)).unwrap().is_none());
     }
 
     #[test]
@@ -324,10 +324,10 @@ mod tests {
         let table = FakeTable::holding_a_token();
         let tokens = StoreTokens::over(Box::new(table.clone()));
         let hash = sha256_hex("tg_secret");
-        futures_lite(tokens.identify(&hash)).unwrap().unwrap();
+        block_on(tokens.identify(&hash)).unwrap().unwrap();
         tokens.invalidate(); // revoked through this node's API...
         table.down.store(true, Ordering::SeqCst); // ...and the store goes away at once
-        assert!(futures_lite(tokens.identify(&hash)).is_err());
+        assert!(block_on(tokens.identify(&hash)).is_err());
     }
 
     #[test]
@@ -336,7 +336,7 @@ mod tests {
         let mut tokens = StoreTokens::over(Box::new(table.clone()));
         tokens.fresh_for = Duration::from_millis(200);
         let tokens = Arc::new(tokens);
-        futures_lite(async {
+        block_on(async {
             tokens.refresh_in_background();
             tokio::time::sleep(Duration::from_millis(20)).await;
             table.down.store(true, Ordering::SeqCst);
@@ -355,7 +355,7 @@ mod tests {
         let table = FakeTable::holding_a_token();
         let hash = sha256_hex("tg_secret");
         let first = StoreTokens::over(Box::new(table.clone())).persisted_in(&dir);
-        futures_lite(first.identify(&hash)).unwrap().unwrap();
+        block_on(first.identify(&hash)).unwrap().unwrap();
         let path = dir.join(MIRROR_FILE_NAME);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
@@ -371,12 +371,12 @@ mod tests {
 
         table.down.store(true, Ordering::SeqCst);
         let restarted = StoreTokens::over(Box::new(table.clone())).persisted_in(&dir);
-        let who = futures_lite(restarted.identify(&hash)).unwrap().unwrap();
+        let who = block_on(restarted.identify(&hash)).unwrap().unwrap();
         assert_eq!(who.name, "scraper");
 
         std::fs::write(&path, "{not json").unwrap();
         let corrupt = StoreTokens::over(Box::new(table)).persisted_in(&dir);
-        assert!(futures_lite(corrupt.identify(&hash)).is_err());
+        assert!(block_on(corrupt.identify(&hash)).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

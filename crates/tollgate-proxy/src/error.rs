@@ -73,11 +73,6 @@ pub(crate) mod errors {
         )
     }
 
-    /// The gateway's own state is inconsistent (a bug): refused rather than served wrongly.
-    pub(crate) fn internal(message: &'static str) -> GatewayError {
-        GatewayError::downstream(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
-    }
-
     pub(crate) fn bad_path(reason: String) -> GatewayError {
         GatewayError::downstream(StatusCode::BAD_REQUEST, "invalid_path", reason)
     }

@@ -253,9 +253,9 @@ async fn pipeline(
     };
     let (normalized_path, rewritten_path) = new_path;
     // Never run a route without its policies.
-    let chain = snapshot
-        .chain(route)
-        .ok_or_else(|| errors::internal("the route's policies are missing from the snapshot"))?;
+    let chain = snapshot.chain(route).ok_or_else(|| {
+        GatewayError::internal("the route's policies are missing from the snapshot")
+    })?;
     log.route = Some(found.route);
     cx.route = Some(route.info.clone());
     cx.params = found.params;

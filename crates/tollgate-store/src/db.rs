@@ -22,6 +22,9 @@ use tokio::sync::{OnceCell, watch};
 use crate::{AuditEntry, AuditQuery, AuditRecord, Change, Doc, StoreError};
 
 mod tokens;
+mod write;
+
+use write::insert_audit;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -291,13 +294,8 @@ impl Store {
         let revision = timed(async {
             self.schema().await?;
             let mut tx = self.pool.begin().await?;
-            let bumped = sqlx::query(
-                "UPDATE store_state SET revision = revision + 1 WHERE id = 1 AND revision = $1",
-            )
-            .bind(expected)
-            .execute(&mut *tx)
-            .await?;
-            if bumped.rows_affected() != 1 {
+            let now = unix_now();
+            if !write::write(&mut tx, self.backend, expected, now, changes, audit).await? {
                 let current: i64 = sqlx::query("SELECT revision FROM store_state WHERE id = 1")
                     .fetch_one(&mut *tx)
                     .await?
@@ -305,33 +303,6 @@ impl Store {
                 return Err(StoreError::Conflict { expected, current });
             }
             let revision = expected + 1;
-            let now = unix_now();
-            for change in changes {
-                let (kind, key, body, deleted) = match change {
-                    Change::Put { kind, key, body } => (kind, key, Some(body.as_str()), 0_i64),
-                    Change::Delete { kind, key } => (kind, key, None, 1_i64),
-                };
-                sqlx::query(
-                    "INSERT INTO documents (kind, key, body, revision, deleted, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $6) \
-                     ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body, \
-                     revision = excluded.revision, deleted = excluded.deleted, \
-                     updated_at = excluded.updated_at, \
-                     created_at = CASE WHEN documents.deleted = 1 THEN excluded.created_at \
-                     ELSE documents.created_at END",
-                )
-                .bind(kind)
-                .bind(key)
-                .bind(body)
-                .bind(revision)
-                .bind(deleted)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for record in audit {
-                insert_audit(&mut tx, revision, now, record).await?;
-            }
             if self.backend == Backend::Postgres {
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(NOTIFY_CHANNEL)
@@ -400,30 +371,6 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-async fn insert_audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    revision: i64,
-    at: i64,
-    record: &AuditRecord,
-) -> Result<(), StoreError> {
-    let text = |v: &Option<serde_json::Value>| v.as_ref().map(serde_json::Value::to_string);
-    sqlx::query(
-        "INSERT INTO audit_log (revision, at, actor, action, kind, key, before, after) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(revision)
-    .bind(at)
-    .bind(&record.actor)
-    .bind(&record.action)
-    .bind(&record.kind)
-    .bind(&record.key)
-    .bind(text(&record.before))
-    .bind(text(&record.after))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 async fn timed<T>(

@@ -121,6 +121,51 @@ async fn commits_and_feed(t: TestStore) {
     t.drop_it().await;
 }
 
+/// Commits larger than one batch of statements (SQLite runs them 100 to a query) are written
+/// whole, or not at all when they lose the race; an empty one still moves the revision.
+async fn large_commits(t: TestStore) {
+    let store = t.open().await;
+    let docs: Vec<Change> = (0..250)
+        .map(|i| put("note", &format!("n{i:03}"), &format!("{{\"n\":{i}}}")))
+        .collect();
+    let records: Vec<AuditRecord> = (0..130).map(|i| record(&format!("n{i:03}"))).collect();
+    assert_eq!(store.commit(0, &docs, &records).await.unwrap(), 1);
+    let all = store.load_all().await.unwrap();
+    assert_eq!(all.docs.len(), 250);
+    assert_eq!(all.docs[249].body.as_deref(), Some("{\"n\":249}"));
+    let audit = |limit| AuditQuery {
+        limit,
+        ..Default::default()
+    };
+    assert_eq!(store.audit(&audit(1000)).await.unwrap().len(), 130);
+
+    let late: Vec<Change> = (0..250)
+        .map(|i| put("late", &format!("l{i}"), "{}"))
+        .collect();
+    let err = store.commit(0, &late, &records).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                current: 1
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        store.load_all().await.unwrap().docs.len(),
+        250,
+        "nothing of the loser"
+    );
+    assert_eq!(store.audit(&audit(1000)).await.unwrap().len(), 130);
+
+    assert_eq!(store.commit(1, &[], &[]).await.unwrap(), 2);
+    assert_eq!(store.revision().await.unwrap(), 2);
+    store.close().await;
+    t.drop_it().await;
+}
+
 async fn tokens(t: TestStore) {
     let store = t.open().await;
     let token = TokenRecord {
@@ -190,6 +235,16 @@ async fn sqlite_commits_and_feed() {
 #[tokio::test]
 async fn postgres_commits_and_feed() {
     commits_and_feed(TestStore::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_large_commits() {
+    large_commits(TestStore::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_large_commits() {
+    large_commits(TestStore::postgres().await).await;
 }
 
 #[tokio::test]

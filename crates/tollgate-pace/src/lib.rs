@@ -30,16 +30,19 @@ pub struct Pace {
 }
 
 impl Pace {
-    /// Slices of 20 µs, each followed by 1 ms of rest: a request on a worker sharing the core
+    /// Slices of 100 µs, each followed by 1 ms of rest: a request on a worker sharing the core
     /// waits at most about a slice (plus the time between two calls) and the paced thread takes
-    /// at most 2 % of the core, so 5 ms of work takes about a quarter of a second. Chosen with
+    /// at most a tenth of the core. First chosen when a write cost 5 ms of compile work, with
     /// `bench/control_plane.py` at 10,000 routes on one saturated core (request p99 during
     /// writes against p99 without, and the writes' time to go live, p50): unpaced 7.3× (50 ms);
     /// 100 µs / 200 µs 1.9× (54 ms); 30 µs / 1 ms 1.5× (178 ms); 20 µs / 1 ms 1.26× (264 ms);
-    /// 20 µs / 2 ms 1.08–1.33× (530 ms), which made a change take 1.2–1.5 s to reach three
-    /// nodes (`bench/cluster.py`; 0.5–0.75 s with 20 µs / 1 ms).
+    /// 20 µs / 2 ms 1.08–1.33× (530 ms). Since a write recompiles only what it touched (about
+    /// 0.3 ms of work), the rests cost more than the slices: at 20 µs a write took 14 runs and
+    /// 1 ms of CPU on its core, at 100 µs 5 runs and 0.54 ms, and went live in 6 ms instead of
+    /// 15 (`bench/write_threads.py`); the p99 ratio was the same within the host's noise (a
+    /// median of 1.07× over 18 rounds, against 1.14× at 20 µs; unpaced 1.96× and 2.01×).
     pub const DEFAULT: Pace = Pace {
-        work: Duration::from_micros(20),
+        work: Duration::from_micros(100),
         rest: Duration::from_millis(1),
     };
 }

@@ -13,7 +13,7 @@
 //! A lower priority bounds the thread's share, not how long it keeps a core once it has it:
 //! after waiting, it may run its whole compile (5 ms at 10,000 routes) while the worker on
 //! that core waits. On a node that serves traffic the thread is therefore paced
-//! ([`tollgate_pace`]): it works in slices of about 20 µs and sleeps 1 ms after each.
+//! ([`tollgate_pace`]): it works in slices of about 100 µs and sleeps 1 ms after each.
 //!
 //! Snapshots replaced on the data plane are retired here ([`CompileThread::retire`]) and freed
 //! once no request holds them any more, so that a request on a worker never frees one.
@@ -231,7 +231,7 @@ impl CompileThread {
 }
 
 /// Asks for the thread's sleeps to end within 1 µs of their time instead of Linux's default
-/// 50 µs slack: the pace's rests are 1 ms, its slices 20 µs.
+/// 50 µs slack: the pace's rests are 1 ms, its slices 100 µs.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn tight_timer_slack() {

@@ -55,6 +55,12 @@ GATEWAY_CORES = "0"
 # Seconds between the starts of a window's writes (`--write-every`); None: 100 ms after each
 # write is answered (so a binary that answers sooner is measured at a higher write rate).
 WRITE_EVERY: float | None = None
+# `--aa`: the "with writes" windows send none (an A/A run): the ratios then show how far two
+# windows of the same traffic differ on this host, the floor under any measured effect.
+AA = False
+# `--control-cores`: after start, every thread but the workers is moved to these cores (an
+# experiment: what writes cost the worker when the control plane does not share its core).
+CONTROL_CORES: set[int] | None = None
 
 
 def pin(core: int | str) -> list[str]:
@@ -118,11 +124,18 @@ class Gateway:
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{self.admin}/health/ready", timeout=1).status_code == 200:
+                    if CONTROL_CORES is not None:
+                        self.move_control_threads(CONTROL_CORES)
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
         raise RuntimeError("gateway did not start")
+
+    def move_control_threads(self, cores: set[int]) -> None:
+        for t in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            if not (t / "comm").read_text().startswith("tollgate-work"):
+                os.sched_setaffinity(int(t.name), cores)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -193,14 +206,17 @@ def interleaved(port: int, path: str, rounds: int, writes: int, seconds: int, wr
         def window(first: int) -> None:
             slot = time.monotonic()
             for k in range(first, first + per_round):
-                write(k)
+                if AA:
+                    time.sleep(0.005)  # about what a write's round trip takes
+                else:
+                    write(k)
                 if WRITE_EVERY is None:
                     time.sleep(0.1)
                 else:
                     slot += WRITE_EVERY
                     time.sleep(max(0.0, slot - time.monotonic()))
             deadline = time.monotonic() + 10
-            while not is_live(first + per_round - 1):
+            while not AA and not is_live(first + per_round - 1):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"write {first + per_round - 1} not live after 10 s")
                 time.sleep(0.05)
@@ -284,11 +300,18 @@ def main() -> int:
     ap.add_argument("--bin", default=str(REPO / "target" / "release" / "tollgate"))
     ap.add_argument("--write-every", type=float, default=None,
                     help="seconds between the starts of a window's writes (default: 100 ms after each answer)")
+    ap.add_argument("--aa", action="store_true",
+                    help="A/A run: send no writes in the 'with writes' windows (the host's noise floor)")
+    ap.add_argument("--control-cores", default=None,
+                    help="experiment: move every thread but the workers to these cores after start")
     ap.add_argument("--gateway-cores", default="0",
                     help="cores the whole gateway process may use (wrk stays on core 1)")
     args = ap.parse_args()
-    global GATEWAY_CORES, WRITE_EVERY
+    global GATEWAY_CORES, WRITE_EVERY, AA
     GATEWAY_CORES = args.gateway_cores
+    AA = args.aa
+    global CONTROL_CORES
+    CONTROL_CORES = {int(c) for c in args.control_cores.split(",")} if args.control_cores else None
     WRITE_EVERY = args.write_every
     if not shutil.which("wrk"):
         print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)

@@ -110,6 +110,22 @@ impl Feed {
         Ok(next)
     }
 
+    /// Reads the store's revision and, only if it is newer than the current state's, what
+    /// changed ([`Feed::refresh`]). The periodic check: one query where a refresh is a
+    /// transaction of several, and on SQLite each statement is a round trip to sqlx's worker
+    /// thread.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        let revision = match self.store.revision().await {
+            Ok(revision) => revision,
+            Err(e) => return Err(self.failed(e)),
+        };
+        if revision <= self.current().revision {
+            self.reached(revision);
+            return Ok(());
+        }
+        self.refresh().await.map(drop)
+    }
+
     /// Reads the whole store again and publishes it if it is newer than the current state.
     pub async fn resync(&self) -> Result<Arc<State>, StoreError> {
         let _one = self.refreshing.lock().await;
@@ -215,7 +231,7 @@ impl Feed {
             } else {
                 (poll * 2_u32.saturating_pow(failures.min(5))).min(Duration::from_secs(30))
             };
-            tokio::select! {
+            let read = tokio::select! {
                 changed = local.changed() => {
                     if changed.is_err() {
                         return;
@@ -223,11 +239,12 @@ impl Feed {
                     if *local.borrow_and_update() <= self.current().revision {
                         continue;
                     }
+                    self.refresh().await.map(drop)
                 }
-                () = tokio::time::sleep(wait) => {}
-            }
-            match self.refresh().await {
-                Ok(_) => failures = 0,
+                () = tokio::time::sleep(wait) => self.check().await,
+            };
+            match read {
+                Ok(()) => failures = 0,
                 Err(e) => {
                     failures += 1;
                     // Once per outage at warn level, then quietly (the health and metrics say

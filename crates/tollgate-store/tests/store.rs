@@ -97,6 +97,16 @@ async fn commits_and_feed(t: TestStore) {
     let state = feed.refresh().await.unwrap();
     assert_eq!(state.revision, 3);
     assert!(state.services.contains_key("z"));
+    // The periodic check reads only the revision while nothing changed, then what changed.
+    feed.check().await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&feed.current(), &state), "unchanged");
+    store
+        .commit(3, &[put("note", "d", "{}")], &[])
+        .await
+        .unwrap();
+    feed.check().await.unwrap();
+    assert_eq!(feed.current().revision, 4);
+    assert_eq!(feed.health().revision, 4);
 
     // The audit log only grows.
     let audit = store

@@ -171,8 +171,11 @@ def main() -> int:
     ap.add_argument("--gateway-cores", default="0", help="cores the nodes may use (wrk stays on core 1)")
     ap.add_argument("--write-every", type=float, default=None,
                     help="seconds between the starts of a window's changes (default: 100 ms after each answer)")
+    ap.add_argument("--aa", action="store_true",
+                    help="A/A run: make no changes in the 'with changes' windows (the host's noise floor)")
     args = ap.parse_args()
     control_plane.WRITE_EVERY = args.write_every
+    control_plane.AA = args.aa
     if not shutil.which("wrk"):
         print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)
         return 1

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> dict:
         def everywhere(i: int) -> bool:
             return all(c.get(path).headers.get("x-bench-rev") == str(i) for c in others)
 
-        m = interleaved(measured.proxy, path, args.rounds, args.changes, args.seconds, change,
+        m = interleaved(measured.proxy, path, args.rounds, args.changes, change,
                         everywhere)
         propagation = m["live"]
         rss = [round(n.rss_mb(), 1) for n in nodes]
@@ -163,7 +163,6 @@ def main() -> int:
     ap.add_argument("--routes", type=int, default=10000)
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--changes", type=int, default=100)
-    ap.add_argument("--seconds", type=int, default=5, help="wrk duration of each window without changes")
     ap.add_argument("--rounds", type=int, default=5, help="windows without / with changes, alternated")
     ap.add_argument("--postgres", default=os.environ.get(
         "TOLLGATE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"))

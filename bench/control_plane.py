@@ -6,10 +6,10 @@ temporary data directory, one worker, access log off, the whole process pinned t
 --gateway-cores says otherwise), loads the routes with
 one `config apply`, then
 
-alternates ROUNDS (default 5) windows: request latency with wrk (pinned to core 1) without
-writes, then with WRITES/ROUNDS admin writes, one every 100 ms (each changes the global
-`response-headers` policy, so every route's answers change); alternating keeps a shared
-host's drift from landing on one side of the comparison. This script runs on wrk's core and
+alternates ROUNDS (default 5) pairs of windows of request latency with wrk (pinned to core 1),
+alike but for the writes: without writes, then with WRITES/ROUNDS admin writes, one every
+100 ms (each changes the global `response-headers` policy, so every route's answers change);
+alternating keeps a shared host's drift from landing on one side of the comparison. This script runs on wrk's core and
 sends a window's writes from a `SCHED_IDLE` thread, so that its turns do not delay wrk. Then, under the same load, it makes
 WRITES more writes and measures for each the time from sending it to the proxy answering with
 the new header (write → live), polling every 2 ms (kept out of the latency windows, whose
@@ -182,13 +182,18 @@ def wrk(port: int, seconds: int, path: str) -> subprocess.Popen:
                              f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True)
 
 
-def interleaved(port: int, path: str, rounds: int, writes: int, seconds: int, write, is_live) -> dict:
+def interleaved(port: int, path: str, rounds: int, writes: int, write, is_live) -> dict:
     """Measures what writes do to traffic, then how fast they are live.
 
-    1. Alternates ROUNDS windows without and with writes, so that drift on a shared host
-       affects both alike: wrk's p99 for SECONDS without writes, then while WRITES/ROUNDS
-       writes are sent (`write(i)`, one every 100 ms; nothing polls the proxy meanwhile, so
-       the window measures the writes and not the measuring), until the last one is live.
+    1. Alternates ROUNDS pairs of windows, so that drift on a shared host affects both alike.
+       Both windows of a pair are built the same way: wrk starts, 0.5 s later WRITES/ROUNDS
+       slots of 100 ms follow (or `--write-every`), and wrk stops after the last one. In the
+       window with writes, each slot sends one (`write(i)`), and the window ends once the last
+       is live; in the window without, the slots pass idle. Nothing polls the proxy meanwhile,
+       so the windows measure the writes and not the measuring. (Until 2026-11-28 the window
+       without writes was a 5 s wrk run, longer than the one with: A/A runs, with no writes in
+       either, then gave medians of 0.87-0.91x, because a longer window catches more of the
+       host's hiccups.)
     2. Under the same wrk load (not measured), WRITES more writes, each followed by polling
        `is_live(i)` every 2 ms: write → live.
 
@@ -196,35 +201,39 @@ def interleaved(port: int, path: str, rounds: int, writes: int, seconds: int, wr
     base_p99: list[float] = []
     during_p99: list[float] = []
     per_round = max(1, writes // rounds)
+
+    def window(first: int, writing: bool) -> None:
+        slot = time.monotonic()
+        for k in range(first, first + per_round):
+            if writing:
+                write(k)
+            else:
+                time.sleep(0.005)  # about what a write's round trip takes
+            if WRITE_EVERY is None:
+                time.sleep(0.1)
+            else:
+                slot += WRITE_EVERY
+                time.sleep(max(0.0, slot - time.monotonic()))
+        deadline = time.monotonic() + 10
+        while writing and not is_live(first + per_round - 1):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"write {first + per_round - 1} not live after 10 s")
+            time.sleep(0.05)
+
+    def measured(first: int, writing: bool) -> float:
+        load = wrk(port, 300, path)
+        time.sleep(0.5)
+        try:
+            below_wrk(window, first, writing)
+        finally:
+            load.send_signal(signal.SIGINT)
+        return parse_wrk_p99_ms(load.communicate()[0])
+
     i = 0
     for _ in range(rounds):
-        base = wrk(port, seconds, path)
-        base_p99.append(parse_wrk_p99_ms(base.communicate()[0]))
-        load = wrk(port, seconds + 120, path)
-        time.sleep(0.5)
-
-        def window(first: int) -> None:
-            slot = time.monotonic()
-            for k in range(first, first + per_round):
-                if AA:
-                    time.sleep(0.005)  # about what a write's round trip takes
-                else:
-                    write(k)
-                if WRITE_EVERY is None:
-                    time.sleep(0.1)
-                else:
-                    slot += WRITE_EVERY
-                    time.sleep(max(0.0, slot - time.monotonic()))
-            deadline = time.monotonic() + 10
-            while not AA and not is_live(first + per_round - 1):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"write {first + per_round - 1} not live after 10 s")
-                time.sleep(0.05)
-
-        below_wrk(window, i + 1)
+        base_p99.append(measured(i + 1, False))
+        during_p99.append(measured(i + 1, not AA))
         i += per_round
-        load.send_signal(signal.SIGINT)
-        during_p99.append(parse_wrk_p99_ms(load.communicate()[0]))
     live: list[float] = []
     load = wrk(port, 600, path)
     try:
@@ -245,7 +254,7 @@ def interleaved(port: int, path: str, rounds: int, writes: int, seconds: int, wr
     return {"live": live, "base_p99": base_p99, "during_p99": during_p99, "ratios": ratios}
 
 
-def run(binary: str, routes: int, writes: int, seconds: int, rounds: int = 5) -> dict:
+def run(binary: str, routes: int, writes: int, rounds: int = 5) -> dict:
     with tempfile.TemporaryDirectory(prefix="tollgate-cp-bench-") as tmp:
         gw = Gateway(binary, Path(tmp))
         gw.start()
@@ -271,7 +280,7 @@ def run(binary: str, routes: int, writes: int, seconds: int, rounds: int = 5) ->
             def is_live(i: int) -> bool:
                 return proxy.get(path).headers.get("x-bench-rev") == str(i)
 
-            m = interleaved(gw.proxy, path, rounds, writes, seconds, write, is_live)
+            m = interleaved(gw.proxy, path, rounds, writes, write, is_live)
             live = m["live"]
             rss_kb = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{gw.proc.pid}/status").read_text()).group(1))
         finally:
@@ -295,7 +304,6 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--routes", default="100,10000")
     ap.add_argument("--writes", type=int, default=100)
-    ap.add_argument("--seconds", type=int, default=5, help="wrk duration of each window without writes")
     ap.add_argument("--rounds", type=int, default=5, help="windows without / with writes, alternated")
     ap.add_argument("--bin", default=str(REPO / "target" / "release" / "tollgate"))
     ap.add_argument("--write-every", type=float, default=None,
@@ -317,7 +325,7 @@ def main() -> int:
         print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)
         return 1
     driver_on_load_core()
-    results = [run(args.bin, int(n), args.writes, args.seconds, args.rounds)
+    results = [run(args.bin, int(n), args.writes, args.rounds)
                for n in args.routes.split(",")]
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,15 @@ struct Params {
 }
 
 impl Params {
+    /// Shared parameters from `$revision` on: the revision, then the time, then each write's.
+    fn from(revision: usize) -> Self {
+        Self {
+            revision,
+            now: revision + 1,
+            next: revision + 2,
+        }
+    }
+
     fn take(&mut self, n: usize) -> usize {
         let first = self.next;
         self.next += n;
@@ -108,6 +117,27 @@ enum Write<'a> {
     Audit(&'a AuditRecord),
 }
 
+impl<'a> Write<'a> {
+    /// Appends this write's statement, its own parameters numbered from `p`.
+    fn push_sql(self, sql: &mut String, p: &mut Params) {
+        match self {
+            Write::Document(_) => push_document(sql, p),
+            Write::Audit(_) => push_audit(sql, p),
+        }
+    }
+
+    /// Binds this write's own parameters, in the order of [`Write::push_sql`].
+    fn bind<'q>(self, query: Query<'q>) -> Query<'q>
+    where
+        'a: 'q,
+    {
+        match self {
+            Write::Document(change) => bind_document(query, change),
+            Write::Audit(record) => bind_audit(query, record),
+        }
+    }
+}
+
 /// Runs the commit's statements in `tx`: returns `false` (some of them possibly run, to be
 /// rolled back with `tx`) when the store is no longer at `expected`.
 pub(super) async fn write(
@@ -144,11 +174,7 @@ async fn batched(
     }
     for chunk in chunks {
         // $1 expected revision, $2 new revision, $3 time; then each write's own.
-        let mut p = Params {
-            revision: 2,
-            now: 3,
-            next: 4,
-        };
+        let mut p = Params::from(2);
         let mut sql = String::with_capacity(400 * (chunk.len() + 1));
         if first {
             sql.push_str(BUMP);
@@ -158,10 +184,7 @@ async fn batched(
             if !sql.is_empty() {
                 sql.push_str(";\n");
             }
-            match write {
-                Write::Document(_) => push_document(&mut sql, &mut p),
-                Write::Audit(_) => push_audit(&mut sql, &mut p),
-            }
+            write.push_sql(&mut sql, &mut p);
         }
         let mut query = sqlx::query(&sql)
             .persistent(chunk.len() + usize::from(first) <= CACHED_UP_TO)
@@ -169,10 +192,7 @@ async fn batched(
             .bind(revision)
             .bind(now);
         for write in chunk {
-            query = match *write {
-                Write::Document(change) => bind_document(query, change),
-                Write::Audit(record) => bind_audit(query, record),
-            };
+            query = write.bind(query);
         }
         if first {
             // Only the bump returns a row, and only when it bumped.
@@ -200,20 +220,8 @@ async fn one_by_one(
     let revision = expected + 1;
     for write in writes {
         let mut sql = String::new();
-        let mut p = Params {
-            revision: 1,
-            now: 2,
-            next: 3,
-        };
-        match write {
-            Write::Document(_) => push_document(&mut sql, &mut p),
-            Write::Audit(_) => push_audit(&mut sql, &mut p),
-        }
-        let query = sqlx::query(&sql).bind(revision).bind(now);
-        let query = match *write {
-            Write::Document(change) => bind_document(query, change),
-            Write::Audit(record) => bind_audit(query, record),
-        };
+        write.push_sql(&mut sql, &mut Params::from(1));
+        let query = write.bind(sqlx::query(&sql).bind(revision).bind(now));
         query.execute(&mut **tx).await?;
     }
     Ok(true)
@@ -227,14 +235,7 @@ pub(super) async fn insert_audit(
     record: &AuditRecord,
 ) -> Result<(), StoreError> {
     let mut sql = String::new();
-    push_audit(
-        &mut sql,
-        &mut Params {
-            revision: 1,
-            now: 2,
-            next: 3,
-        },
-    );
+    push_audit(&mut sql, &mut Params::from(1));
     bind_audit(sqlx::query(&sql).bind(revision).bind(at), record)
         .execute(&mut **tx)
         .await?;
@@ -248,11 +249,7 @@ mod tests {
     #[test]
     fn each_write_takes_its_own_numbered_parameters_after_the_shared_ones() {
         let mut sql = String::new();
-        let mut p = Params {
-            revision: 2,
-            now: 3,
-            next: 4,
-        };
+        let mut p = Params::from(2);
         push_document(&mut sql, &mut p);
         sql.push_str(";\n");
         push_audit(&mut sql, &mut p);

@@ -15,9 +15,10 @@ WRITES more writes and measures for each the time from sending it to the proxy a
 the new header (write → live), polling every 2 ms (kept out of the latency windows, whose
 p99 the polling itself would raise).
 
-Reports write→live p50/p99/max, request p99 with and without writes (medians over the
-windows) and the median of the per-round ratios, in
-bench/results/control_plane.md and .json. Targets (issue 3): at 10,000 routes, live in < 1 s
+Reports write→live p50/p99/max and request p99 without and with writes pooled over the
+windows of each kind, with the ratio's 95 % interval, over the windows no other machine or
+process disturbed and over all (`latency.py`), in bench/results/control_plane.md and .json
+(every window's histogram included: `bench/pool.py` pools several runs). Targets (issue 3): at 10,000 routes, live in < 1 s
 and p99 during writes within 20 % of p99 without.
 
     .venv/bin/python bench/control_plane.py [--routes 100,10000] [--writes 100]
@@ -41,6 +42,9 @@ import time
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import latency  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -177,12 +181,18 @@ def below_wrk(fn, *args) -> None:
         raise failed[0]
 
 
-def wrk(port: int, seconds: int, path: str) -> subprocess.Popen:
-    return subprocess.Popen([*pin(1), "wrk", "-t1", "-c16", f"-d{seconds}s", "--latency",
-                             f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True)
+def wrk(port: int, seconds: int, path: str, histogram: Path | None = None) -> subprocess.Popen:
+    """wrk on core 1; with `histogram`, every request's latency is written there at the end
+    (`latency.py`)."""
+    script = ["-s", str(latency.HISTOGRAM_LUA)] if histogram else []
+    env = {**os.environ, "WRK_HISTOGRAM": str(histogram)} if histogram else None
+    return subprocess.Popen([*pin(1), "wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", *script,
+                             f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True,
+                            env=env)
 
 
-def interleaved(port: int, path: str, rounds: int, writes: int, write, is_live) -> dict:
+def interleaved(port: int, path: str, rounds: int, writes: int, write, is_live,
+                gateway_pids: list[int], our_commands: tuple[str, ...] = ()) -> dict:
     """Measures what writes do to traffic, then how fast they are live.
 
     1. Alternates ROUNDS pairs of windows, so that drift on a shared host affects both alike.
@@ -197,9 +207,13 @@ def interleaved(port: int, path: str, rounds: int, writes: int, write, is_live) 
     2. Under the same wrk load (not measured), WRITES more writes, each followed by polling
        `is_live(i)` every 2 ms: write → live.
 
-    Returns the write→live times, each window's p99 and the per-round ratios."""
+    Returns the write→live times, each window's p99, the per-round ratios and the pooled
+    comparison (`latency.compare`)."""
     base_p99: list[float] = []
     during_p99: list[float] = []
+    base_windows: list[latency.Window] = []
+    during_windows: list[latency.Window] = []
+    histograms = Path(tempfile.mkdtemp(prefix="tollgate-bench-latency-"))
     per_round = max(1, writes // rounds)
 
     def window(first: int, writing: bool) -> None:
@@ -220,20 +234,27 @@ def interleaved(port: int, path: str, rounds: int, writes: int, write, is_live) 
                 raise RuntimeError(f"write {first + per_round - 1} not live after 10 s")
             time.sleep(0.05)
 
-    def measured(first: int, writing: bool) -> float:
-        load = wrk(port, 300, path)
+    def measured(first: int, writing: bool, into: list[latency.Window]) -> float:
+        histogram = histograms / f"{len(into)}-{'with' if into is during_windows else 'without'}"
+        meter = latency.Meter(gateway_pids, our_commands)
+        load = wrk(port, 300, path, histogram)
         time.sleep(0.5)
         try:
             below_wrk(window, first, writing)
         finally:
             load.send_signal(signal.SIGINT)
-        return parse_wrk_p99_ms(load.communicate()[0])
+        p99 = parse_wrk_p99_ms(load.communicate()[0])
+        into.append(latency.Window(latency.read(histogram), *meter.stop()))
+        return p99
 
     i = 0
-    for _ in range(rounds):
-        base_p99.append(measured(i + 1, False))
-        during_p99.append(measured(i + 1, not AA))
-        i += per_round
+    try:
+        for _ in range(rounds):
+            base_p99.append(measured(i + 1, False, base_windows))
+            during_p99.append(measured(i + 1, not AA, during_windows))
+            i += per_round
+    finally:
+        shutil.rmtree(histograms, ignore_errors=True)
     live: list[float] = []
     load = wrk(port, 600, path)
     try:
@@ -251,7 +272,8 @@ def interleaved(port: int, path: str, rounds: int, writes: int, write, is_live) 
         load.send_signal(signal.SIGINT)
         load.communicate()
     ratios = [d / b for b, d in zip(base_p99, during_p99)]
-    return {"live": live, "base_p99": base_p99, "during_p99": during_p99, "ratios": ratios}
+    return {"live": live, "base_p99": base_p99, "during_p99": during_p99, "ratios": ratios,
+            "pooled": latency.compare(base_windows, during_windows)}
 
 
 def run(binary: str, routes: int, writes: int, rounds: int = 5) -> dict:
@@ -280,7 +302,7 @@ def run(binary: str, routes: int, writes: int, rounds: int = 5) -> dict:
             def is_live(i: int) -> bool:
                 return proxy.get(path).headers.get("x-bench-rev") == str(i)
 
-            m = interleaved(gw.proxy, path, rounds, writes, write, is_live)
+            m = interleaved(gw.proxy, path, rounds, writes, write, is_live, [gw.proc.pid])
             live = m["live"]
             rss_kb = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{gw.proc.pid}/status").read_text()).group(1))
         finally:
@@ -292,12 +314,34 @@ def run(binary: str, routes: int, writes: int, rounds: int = 5) -> dict:
             "live_p50_ms": round(percentile(live, 50) * 1000, 1),
             "live_p99_ms": round(percentile(live, 99) * 1000, 1),
             "live_max_ms": round(max(live) * 1000, 1),
+            "aa": AA,
+            "pooled": m["pooled"],
             "p99_without_writes_ms": round(statistics.median(m["base_p99"]), 3),
             "p99_during_writes_ms": round(statistics.median(m["during_p99"]), 3),
             "p99_ratio": round(statistics.median(m["ratios"]), 2),
             "p99_ratio_per_round": [round(r, 2) for r in m["ratios"]],
             "rss_mb": round(rss_kb / 1024, 1),
         }
+
+
+def pooled_cells(r: dict) -> str:
+    """The middle of a report row: request p99 pooled over the windows of each kind, with the
+    ratio and its 95 % interval, over the clean windows (no CPU stolen by the hypervisor
+    beyond one tick) and over all; then the median of the per-round ratios (the statistic
+    until 2026-11-28, kept for comparison)."""
+    def part(c: dict | None) -> str:
+        if c is None:
+            return "no clean window | | |"
+        lo, hi = c["interval"]
+        return (f"{c['without_ms']} → {c['with_ms']} ms | **{c['ratio']:.2f}×** ({lo:.2f}–{hi:.2f}) "
+                f"| {c['windows'][0]} + {c['windows'][1]}")
+    p = r["pooled"]
+    return (f"{part(p.get('clean'))} | {part(p['all'])}{' (A/A)' if r['aa'] else ''} "
+            f"| {r['p99_ratio']}×")
+
+
+POOLED_HEAD = ("request p99 without → with writes, clean windows | ratio (95 % interval) | windows "
+               "| all windows | ratio | windows | median of per-round ratios")
 
 
 def main() -> int:
@@ -330,13 +374,10 @@ def main() -> int:
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "control_plane.json").write_text(json.dumps(results, indent=2) + "\n")
-    head = ("| routes | write→live p50 | p99 | max | req p99 without writes | with writes "
-            "| ratio (median of rounds) | per round | RSS |")
-    rows = [head, "|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
-    for r in results:
-        rows.append(f"| {r['routes']:,} | {r['live_p50_ms']} ms | {r['live_p99_ms']} ms | {r['live_max_ms']} ms "
-                    f"| {r['p99_without_writes_ms']} ms | {r['p99_during_writes_ms']} ms | {r['p99_ratio']}× "
-                    f"| {', '.join(f'{x}×' for x in r['p99_ratio_per_round'])} | {r['rss_mb']} MB |")
+    rows = [f"| routes | write→live p50 | p99 | max | {POOLED_HEAD} | RSS |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows += [f"| {r['routes']:,} | {r['live_p50_ms']} ms | {r['live_p99_ms']} ms | {r['live_max_ms']} ms "
+             f"| {pooled_cells(r)} | {r['rss_mb']} MB |" for r in results]
     table = "\n".join(rows)
     (out / "control_plane.md").write_text(table + "\n")
     print(table)

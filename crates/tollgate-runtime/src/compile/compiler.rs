@@ -149,8 +149,11 @@ impl Compiler {
             plans.push((plan, failed));
         }
         // Consumer policies are typed and checked now; they join the chains of requests once
-        // an authentication policy identifies the consumer.
+        // an authentication policy identifies the consumer. This loop and the per-API loops
+        // below are paced too: without their points, the rest of a compile at 10,000 routes
+        // (with `Projection::recycle`) ran 110-160 µs of CPU past the pace's 100 µs slice.
         for (i, consumer) in config.consumers.iter().enumerate() {
+            tollgate_pace::point();
             let at = FieldPath::root().key("consumers").index(i).key("policies");
             let _checked = policies.build_all(&consumer.policies, &at);
         }
@@ -162,6 +165,7 @@ impl Compiler {
         let mut patterns = 0usize;
         let mut chains = Vec::with_capacity(plans.iter().map(|(p, _)| p.chains.len()).sum());
         for (plan, _) in &plans {
+            tollgate_pace::point();
             order_base.push(patterns);
             patterns += plan.pattern_count();
             chain_base.push(chains.len());
@@ -177,6 +181,7 @@ impl Compiler {
             let mut key: RouterKey = Vec::new();
             let mut placed: Vec<Placed> = Vec::new();
             for (p, (plan, _)) in plans.iter_mut().enumerate() {
+                tollgate_pace::point();
                 let api = &config.apis[p];
                 if !api.is_published_in(&env.name) {
                     continue;
@@ -239,6 +244,7 @@ impl Compiler {
         // Keep what is reusable: plans without problems; routers only from a good compile
         // (a failed one may have left routes out).
         for (plan, failed) in plans {
+            tollgate_pace::point();
             if !failed {
                 let key = (plan.api.name.clone(), plan.api.version.clone());
                 self.plans.insert(key, plan);

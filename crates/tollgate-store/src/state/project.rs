@@ -28,6 +28,7 @@ impl Projection {
     pub fn recycle(&mut self, state: &State, config: Config) {
         self.apis.clear();
         for ((key, entry), api) in state.versions.iter().zip(config.apis) {
+            tollgate_pace::point();
             if api.name == key.0 && api.version == key.1 {
                 self.apis.insert(key.clone(), (entry.clone(), api));
             }

@@ -18,8 +18,8 @@ p99 the polling itself would raise).
 Reports write→live p50/p99/max and request p99 without and with writes pooled over the
 windows of each kind, with the ratio's 95 % interval, over the windows no other machine or
 process disturbed and over all (`latency.py`), in bench/results/control_plane.md and .json
-(every window's histogram included: `bench/pool.py` pools several runs). Targets (issue 3): at 10,000 routes, live in < 1 s
-and p99 during writes within 20 % of p99 without.
+(every window's histogram included: `bench/pool.py` pools several runs). Targets (issue 3):
+at 10,000 routes, live in < 1 s and p99 during writes within 20 % of p99 without.
 
     .venv/bin/python bench/control_plane.py [--routes 100,10000] [--writes 100]
 """
@@ -326,12 +326,12 @@ def run(binary: str, routes: int, writes: int, rounds: int = 5) -> dict:
 
 def pooled_cells(r: dict) -> str:
     """The middle of a report row: request p99 pooled over the windows of each kind, with the
-    ratio and its 95 % interval, over the clean windows (no CPU stolen by the hypervisor
-    beyond one tick) and over all; then the median of the per-round ratios (the statistic
-    until 2026-11-28, kept for comparison)."""
+    ratio and its 95 % interval, over the clean windows (`latency.Window.clean`: little CPU
+    stolen by the hypervisor or used by other processes) and over all; then the median of
+    the per-round ratios (the statistic until 2026-11-28, kept for comparison)."""
     def part(c: dict | None) -> str:
         if c is None:
-            return "no clean window | | |"
+            return "no clean window | |"
         lo, hi = c["interval"]
         return (f"{c['without_ms']} → {c['with_ms']} ms | **{c['ratio']:.2f}×** ({lo:.2f}–{hi:.2f}) "
                 f"| {c['windows'][0]} + {c['windows'][1]}")

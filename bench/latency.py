@@ -201,8 +201,9 @@ def compare(base: list[Window], during: list[Window], p: float = 99, resamples: 
             seed: int = 1) -> dict:
     """The p-th percentile of requests pooled over each kind of window, and their ratio with a
     95 % bootstrap interval: over all windows (rounds drawn in pairs: `base[i]` and `during[i]`
-    are round i), and over the clean windows only (each kind drawn on its own; steal does not
-    depend on what the window does, so dropping stolen windows biases neither side)."""
+    are round i), and over the clean windows only (each kind drawn on its own: what disturbs a
+    window, the hypervisor or the machine's other services, does not depend on whether it has
+    writes, so setting disturbed windows apart biases neither side)."""
     if len(base) != len(during) or not base:
         raise ValueError("need the same number (> 0) of windows of each kind")
     rng = random.Random(seed)

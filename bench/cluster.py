@@ -43,8 +43,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import control_plane  # noqa: E402
+import latency  # noqa: E402
 from control_plane import (  # noqa: E402
-    config_yaml, driver_on_load_core, free_port, interleaved, percentile, pin, POOLED_HEAD, pooled_cells,
+    config_yaml, driver_on_load_core, free_port, interleaved, percentile, pin,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,11 +189,11 @@ def main() -> int:
     (out / "cluster.json").write_text(json.dumps(result, indent=2) + "\n")
     r = result
     table = "\n".join([
-        f"| routes | nodes | propagation p50 | p99 | max | {POOLED_HEAD.replace('writes', 'changes')} "
+        f"| routes | nodes | propagation p50 | p99 | max | {latency.REPORT_HEAD.replace('writes', 'changes')} "
         "| RSS per node |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         f"| {r['routes']:,} | {r['nodes']} | {r['propagation_p50_ms']} ms | {r['propagation_p99_ms']} ms "
-        f"| {r['propagation_max_ms']} ms | {pooled_cells(r)} "
+        f"| {r['propagation_max_ms']} ms | {latency.report_cells(r)} "
         f"| {', '.join(f'{m} MB' for m in r['rss_mb_per_node'])} |",
     ])
     (out / "cluster.md").write_text(table + "\n")

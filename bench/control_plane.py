@@ -324,26 +324,6 @@ def run(binary: str, routes: int, writes: int, rounds: int = 5) -> dict:
         }
 
 
-def pooled_cells(r: dict) -> str:
-    """The middle of a report row: request p99 pooled over the windows of each kind, with the
-    ratio and its 95 % interval, over the clean windows (`latency.Window.clean`: little CPU
-    stolen by the hypervisor or used by other processes) and over all; then the median of
-    the per-round ratios (the statistic until 2026-11-28, kept for comparison)."""
-    def part(c: dict | None) -> str:
-        if c is None:
-            return "no clean window | |"
-        lo, hi = c["interval"]
-        return (f"{c['without_ms']} → {c['with_ms']} ms | **{c['ratio']:.2f}×** ({lo:.2f}–{hi:.2f}) "
-                f"| {c['windows'][0]} + {c['windows'][1]}")
-    p = r["pooled"]
-    return (f"{part(p.get('clean'))} | {part(p['all'])}{' (A/A)' if r['aa'] else ''} "
-            f"| {r['p99_ratio']}×")
-
-
-POOLED_HEAD = ("request p99 without → with writes, clean windows | ratio (95 % interval) | windows "
-               "| all windows | ratio | windows | median of per-round ratios")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--routes", default="100,10000")
@@ -374,10 +354,10 @@ def main() -> int:
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "control_plane.json").write_text(json.dumps(results, indent=2) + "\n")
-    rows = [f"| routes | write→live p50 | p99 | max | {POOLED_HEAD} | RSS |",
+    rows = [f"| routes | write→live p50 | p99 | max | {latency.REPORT_HEAD} | RSS |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows += [f"| {r['routes']:,} | {r['live_p50_ms']} ms | {r['live_p99_ms']} ms | {r['live_max_ms']} ms "
-             f"| {pooled_cells(r)} | {r['rss_mb']} MB |" for r in results]
+             f"| {latency.report_cells(r)} | {r['rss_mb']} MB |" for r in results]
     table = "\n".join(rows)
     (out / "control_plane.md").write_text(table + "\n")
     print(table)

@@ -236,3 +236,23 @@ def compare(base: list[Window], during: list[Window], p: float = 99, resamples: 
         out["clean"] = summary(clean_b, clean_d, lambda: (
             pct(rng.choices(clean_d, k=len(clean_d))) / pct(rng.choices(clean_b, k=len(clean_b)))))
     return out
+
+
+def report_cells(r: dict) -> str:
+    """The middle of a report row: request p99 pooled over the windows of each kind, with the
+    ratio and its 95 % interval, over the clean windows (`Window.clean`: little CPU
+    stolen by the hypervisor or used by other processes) and over all; then the median of
+    the per-round ratios (the statistic until 2026-11-28, kept for comparison)."""
+    def part(c: dict | None) -> str:
+        if c is None:
+            return "no clean window | |"
+        lo, hi = c["interval"]
+        return (f"{c['without_ms']} → {c['with_ms']} ms | **{c['ratio']:.2f}×** ({lo:.2f}–{hi:.2f}) "
+                f"| {c['windows'][0]} + {c['windows'][1]}")
+    p = r["pooled"]
+    return (f"{part(p.get('clean'))} | {part(p['all'])}{' (A/A)' if r['aa'] else ''} "
+            f"| {r['p99_ratio']}×")
+
+
+REPORT_HEAD = ("request p99 without → with writes, clean windows | ratio (95 % interval) | windows "
+               "| all windows | ratio | windows | median of per-round ratios")

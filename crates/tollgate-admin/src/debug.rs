@@ -116,6 +116,7 @@ pub fn sandbox_config(
         .apis
         .retain(|a| a.name == api && a.version == version);
     for a in &mut config.apis {
+        let a = std::sync::Arc::make_mut(a);
         a.publish = Some(vec![environment.clone()]);
         a.deprecation.retain(|env, _| *env == environment);
     }

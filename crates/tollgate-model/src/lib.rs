@@ -9,6 +9,7 @@
 //! plugin registry and reports errors with the same [`FieldPath`]s.
 
 mod api;
+mod by_version;
 mod certificate;
 mod consumer;
 mod diagnostic;
@@ -31,6 +32,7 @@ pub use api::{
     Api, DEFAULT_API_VERSION, Deprecation, HeaderMatch, HostPolicy, QueryMatch, Rewrite, Route,
     Routes,
 };
+pub use by_version::{ByVersion, Marks, VersionRef};
 pub use certificate::Certificate;
 pub use consumer::{Consumer, Credential, Grant};
 pub use diagnostic::{Diagnostic, Diagnostics, FieldPath, Location, PathSegment};

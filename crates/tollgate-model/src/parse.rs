@@ -1,5 +1,7 @@
 //! The configuration root and its parser.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -23,9 +25,11 @@ pub struct Config {
     /// Backends.
     #[serde(default)]
     pub services: Vec<Service>,
-    /// APIs and their routes.
+    /// APIs and their routes, shared: consecutive configurations of a store (one per admin
+    /// write) share the definitions that did not change, so that validating and compiling
+    /// them can tell unchanged ones by pointer instead of comparing them route by route.
     #[serde(default)]
-    pub apis: Vec<Api>,
+    pub apis: Vec<Arc<Api>>,
     /// Policies applied to every route.
     #[serde(default)]
     pub policies: Vec<PolicySpec>,

@@ -49,6 +49,9 @@ fn config_apis() -> Vec<Api> {
     parse_config(CONFIG, Format::Yaml, "test.yaml")
         .unwrap_or_else(|e| panic!("{e}"))
         .apis
+        .into_iter()
+        .map(std::sync::Arc::unwrap_or_clone)
+        .collect()
 }
 
 /// Runs `python -m openapi_spec_validator` on the document. Skipped (with a note) when the venv

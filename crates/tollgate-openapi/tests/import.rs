@@ -34,7 +34,7 @@ fn assert_valid_config(api: &Api) {
             tls: Default::default(),
             mock: None,
         }],
-        apis: vec![api.clone()],
+        apis: vec![api.clone().into()],
         ..Config::default()
     };
     if let Err(errors) = validate(&config) {
@@ -383,5 +383,5 @@ fn yaml_output_is_a_config_fragment_with_warnings_as_comments() {
     assert!(yaml.starts_with("# warning: "), "{yaml}");
     assert!(yaml.contains("\napis:\n"), "{yaml}");
     let config: Config = serde_yaml_ng::from_str(&yaml).unwrap();
-    assert_eq!(config.apis[0], imported.api);
+    assert_eq!(*config.apis[0], imported.api);
 }

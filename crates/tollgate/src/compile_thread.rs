@@ -63,9 +63,7 @@ impl Incremental {
         workers: usize,
     ) -> Result<Snapshot, Vec<Diagnostic>> {
         let config = state.to_live_config_reusing(listen, &self.key, &mut self.projection)?;
-        let result = self.check_and_compile(&config, validate, previous, workers, state.revision);
-        self.projection.recycle(state, config);
-        result
+        self.check_and_compile(&config, validate, previous, workers, state.revision)
     }
 
     fn check_and_compile(

@@ -287,7 +287,7 @@ fn settings_environment_and_config_schemas_match_the_model() {
             min_version: TlsVersion::V1_3,
         },
         services: vec![service()],
-        apis: vec![api(true)],
+        apis: vec![api(true).into()],
         policies: vec![policy()],
         environments: vec![environment()],
         consumers: vec![consumer()],

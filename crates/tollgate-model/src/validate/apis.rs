@@ -7,22 +7,33 @@ use std::sync::Arc;
 
 use super::conflicts::{Claim, ConflictCheck, HashedKey, MatchKey};
 use super::{Envs, Validator, check_host, is_name, is_token_byte};
-use crate::{Api, Config, FieldPath, HeaderMatch, PathPattern, QueryMatch, Route};
+use crate::{
+    Api, ByVersion, Config, FieldPath, HeaderMatch, Marks, PathPattern, QueryMatch, Route,
+    VersionRef,
+};
 
 /// The checks of one API version that depend on nothing else, kept for as long as its
 /// definition does not change: only error-free APIs are kept, so a kept API has nothing to
 /// report and only its claims (for conflicts across APIs) are needed.
 #[derive(Debug, Default)]
 pub(super) struct ApiChecks {
-    /// By (API name, version): the definition checked and its routes' claims.
-    checked: HashMap<(String, String), Checked>,
+    checked: ByVersion<Checked>,
+    /// Numbers the validations: entries the last one did not visit are dropped.
+    marks: Marks,
     /// The last conflict check: its inputs and what it reported.
     pub(super) conflicts: Option<ConflictCheck>,
 }
 
 /// A definition checked without problems, its routes' claims, and the services its routes
 /// use (each once).
-type Checked = (Api, Arc<Vec<Claim>>, Vec<String>);
+#[derive(Debug)]
+struct Checked {
+    api: Arc<Api>,
+    claims: Arc<Vec<Claim>>,
+    services: Vec<String>,
+    /// The validation that last used it.
+    pass: u64,
+}
 
 pub(super) fn route_path(api: usize, route: usize) -> FieldPath {
     FieldPath::root()
@@ -34,29 +45,33 @@ pub(super) fn route_path(api: usize, route: usize) -> FieldPath {
 
 impl Validator {
     pub(super) fn apis(&mut self, config: &Config, envs: &Envs<'_>, cache: &mut ApiChecks) {
-        let services: HashSet<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+        // Built on every admin write, looked up once per API version: a fast hash and no
+        // growing.
+        let mut services: foldhash::HashSet<&str> =
+            HashSet::with_capacity_and_hasher(config.services.len(), Default::default());
+        services.extend(config.services.iter().map(|s| s.name.as_str()));
         let root = FieldPath::root().key("apis");
-        let mut versions = HashMap::new();
-        let mut previous = std::mem::take(&mut cache.checked);
+        let mut versions: foldhash::HashMap<(&str, &str), usize> =
+            HashMap::with_capacity_and_hasher(config.apis.len(), Default::default());
+        let pass = cache.marks.start();
         let mut claims: Vec<(usize, Arc<Vec<Claim>>)> = Vec::with_capacity(config.apis.len());
         for (i, api) in config.apis.iter().enumerate() {
             // Comparing a definition with the one checked before walks all its routes.
             tollgate_pace::check();
-            let at = root.index(i);
-            let key = (api.name.clone(), api.version.clone());
-            let reused = match previous.remove(&key) {
-                Some((checked, claims, used)) if checked == *api => Some((checked, claims, used)),
-                _ => None,
-            };
+            let key = VersionRef(&api.name, &api.version);
+            // An entry already used in this validation belongs to a duplicate (reported).
+            let reused = cache.checked.get_mut(&key).filter(|checked| {
+                checked.pass != pass && (Arc::ptr_eq(&checked.api, api) || *checked.api == **api)
+            });
             // Checks across APIs (unique name and version, services) are made every time; the
             // others only for a definition not checked before.
             let before = self.errors.len();
             let mut shared = 0;
             if reused.is_none() {
-                self.name(&at.key("name"), &api.name);
+                self.name(&root.index(i).key("name"), &api.name);
                 if !is_name(&api.version) {
                     self.err(
-                        at.key("version"),
+                        root.index(i).key("version"),
                         format!(
                             "{:?} is not a valid version (1-128 of letters, digits, '-', '_', '.')",
                             api.version
@@ -67,16 +82,23 @@ impl Validator {
             if let Some(first) = versions.insert((api.name.as_str(), api.version.as_str()), i) {
                 shared += 1;
                 self.err(
-                    at.key("name"),
+                    root.index(i).key("name"),
                     format!(
                         "duplicate API {:?} version {:?} (first defined at apis[{first}]); name and version together are unique",
                         api.name, api.version
                     ),
                 );
             }
-            if let Some((checked, api_claims, used)) = reused {
+            if let Some(checked) = reused {
+                checked.pass = pass;
+                // The next configuration shares this one's definition when it is unchanged.
+                checked.api = api.clone();
                 // Routes are looked at only when one of their services is gone.
-                if used.iter().any(|s| !services.contains(s.as_str())) {
+                if checked
+                    .services
+                    .iter()
+                    .any(|s| !services.contains(s.as_str()))
+                {
                     for (j, route) in api.routes.iter().enumerate() {
                         tollgate_pace::point();
                         if !services.contains(route.service.as_str()) {
@@ -87,10 +109,10 @@ impl Validator {
                         }
                     }
                 }
-                claims.push((i, api_claims.clone()));
-                cache.checked.insert(key, (checked, api_claims, used));
+                claims.push((i, checked.claims.clone()));
                 continue;
             }
+            let at = root.index(i);
             for (h, host) in api.hosts.iter().enumerate() {
                 if let Err(reason) = check_host(host) {
                     self.err(at.key("hosts").index(h), reason);
@@ -142,9 +164,18 @@ impl Validator {
                         used.push(route.service.clone());
                     }
                 }
-                cache.checked.insert(key, (api.clone(), api_claims, used));
+                cache.checked.insert(
+                    key.to_key(),
+                    Checked {
+                        api: api.clone(),
+                        claims: api_claims,
+                        services: used,
+                        pass,
+                    },
+                );
             }
         }
+        cache.checked.retain(|_, checked| checked.pass == pass);
         self.conflicts(config, envs, claims, cache);
     }
 

@@ -22,8 +22,13 @@ struct Seen<'a> {
 
 impl Validator {
     pub(super) fn consumers(&mut self, config: &Config, envs: &Envs<'_>) {
+        if config.consumers.is_empty() {
+            return;
+        }
         let root = FieldPath::root().key("consumers");
-        let apis: HashSet<&str> = config.apis.iter().map(|a| a.name.as_str()).collect();
+        let mut apis: foldhash::HashSet<&str> =
+            HashSet::with_capacity_and_hasher(config.apis.len(), Default::default());
+        apis.extend(config.apis.iter().map(|a| a.name.as_str()));
         let mut names = HashMap::new();
         let mut seen = Seen::default();
         for (i, consumer) in config.consumers.iter().enumerate() {
@@ -237,7 +242,7 @@ impl Validator {
         &mut self,
         consumer: &Consumer,
         at: &FieldPath,
-        apis: &HashSet<&str>,
+        apis: &foldhash::HashSet<&str>,
         envs: &Envs<'_>,
     ) {
         let mut granted = HashMap::new();

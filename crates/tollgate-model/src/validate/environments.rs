@@ -3,7 +3,7 @@
 //! (substituted in services' `targets[].url` and `tls.sni`, checked in every environment that
 //! uses the service).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use super::{Envs, TargetUrl, Validator, check_host};
 use crate::{Config, FieldPath, is_var_name, substitute_vars, var_references};
@@ -78,24 +78,25 @@ impl Validator {
     /// APIs' `publish` and `deprecation`, and at most one live version per API and environment.
     pub(super) fn publishing(&mut self, config: &Config, envs: &Envs<'_>) {
         let root = FieldPath::root().key("apis");
+        // Once per API version on every admin write: nothing is allocated for a version
+        // without problems (its lists are short: one entry per environment at most).
         for (i, api) in config.apis.iter().enumerate() {
-            let at = root.index(i);
-            let mut listed = HashSet::new();
-            for (k, name) in api.publish.iter().flatten().enumerate() {
+            let publish = api.publish.as_deref().unwrap_or_default();
+            for (k, name) in publish.iter().enumerate() {
                 if envs.get(name).is_none() {
                     self.err(
-                        at.key("publish").index(k),
+                        root.index(i).key("publish").index(k),
                         format!("no environment named {name:?} ({})", envs.known()),
                     );
-                } else if !listed.insert(name.as_str()) {
+                } else if publish[..k].contains(name) {
                     self.err(
-                        at.key("publish").index(k),
+                        root.index(i).key("publish").index(k),
                         format!("environment {name:?} is listed twice"),
                     );
                 }
             }
             for (env, deprecation) in &api.deprecation {
-                let dat = at.key("deprecation").key(env.as_str());
+                let dat = root.index(i).key("deprecation").key(env.as_str());
                 if envs.get(env).is_none() {
                     self.err(
                         dat.clone(),
@@ -130,7 +131,8 @@ impl Validator {
         }
         // One live version per API and environment.
         for env in envs.list {
-            let mut live: HashMap<&str, usize> = HashMap::new();
+            let mut live: foldhash::HashMap<&str, usize> =
+                HashMap::with_capacity_and_hasher(config.apis.len(), Default::default());
             for (i, api) in config.apis.iter().enumerate() {
                 if !api.is_published_in(&env.name) {
                     continue;

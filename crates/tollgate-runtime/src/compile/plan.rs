@@ -18,7 +18,7 @@ pub(super) struct ApiPlan {
     /// Unique among the plans of one compiler: routers built from this plan name it.
     pub(super) id: u64,
     /// The definition it was built from.
-    pub(super) api: Api,
+    pub(super) api: Arc<Api>,
     /// The API's version, shared by its compiled routes.
     pub(super) version: Arc<str>,
     /// API-scope policies.
@@ -96,7 +96,7 @@ pub(super) struct Planned {
 /// `policies.errors`. Routes naming a service missing from `services` are left out (and
 /// reported), as a full compile always did.
 pub(super) fn plan_api(
-    api: &Api,
+    api: &Arc<Api>,
     a: usize,
     id: u64,
     services: &foldhash::HashMap<&str, usize>,

@@ -198,7 +198,7 @@ fn compile_with(compiler: &mut Compiler, yaml: &str) -> Result<Snapshot, Vec<Dia
     }
     if yaml.contains("service: gone") {
         for api in &mut config.apis {
-            for route in api.routes.make_mut() {
+            for route in Arc::make_mut(api).routes.make_mut() {
                 if route.paths == ["= /e"] {
                     route.service = "gone".into();
                 }

@@ -62,7 +62,7 @@ impl Writer {
         // API versions: definitions first.
         let mut wanted = BTreeSet::new();
         for api in &desired.apis {
-            let mut definition = api.clone();
+            let mut definition = tollgate_model::Api::clone(api);
             definition.publish = None;
             definition.deprecation = BTreeMap::new();
             let key = (api.name.clone(), api.version.clone());

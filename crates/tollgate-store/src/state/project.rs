@@ -1,39 +1,34 @@
 //! From state to configuration: what the runtime compiles and `config export` writes.
 //!
-//! Projecting clones every API definition; a [`Projection`] keeps the definitions of the last
-//! projection so that the next one (an admin write usually changes one object) moves the
-//! unchanged ones instead of cloning them.
+//! Projecting builds every API definition with where it is live; a [`Projection`] keeps the
+//! definitions of the last projection so that the next one (an admin write usually changes
+//! one object) shares the unchanged ones instead of building them again: the validation and
+//! the compiler then know them unchanged by pointer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tollgate_model::{Api, Config, Deprecation, Diagnostic, Listen};
+use tollgate_model::{Api, ByVersion, Config, Deprecation, Diagnostic, Listen, Marks, VersionRef};
 
 use super::{ApiVersion, Deployment, Entry, State};
 use crate::secrets::SecretKey;
 
-/// API definitions as a previous [`State::to_config_reusing`] projected them, by (API name,
-/// version), with the stored entry each came from.
+/// API definitions as the previous [`State::to_config_reusing`] projected them, by (API name,
+/// version).
 #[derive(Debug, Default)]
 pub struct Projection {
-    apis: HashMap<(String, String), Projected>,
+    apis: ByVersion<Projected>,
+    /// Numbers the projections: entries the last one did not visit are dropped.
+    marks: Marks,
 }
 
-/// A projected definition and the stored entry it came from.
-type Projected = (Arc<Entry<ApiVersion>>, Api);
-
-impl Projection {
-    /// Takes back the definitions of `config`, which [`State::to_config_reusing`] made from
-    /// `state`, for the next projection.
-    pub fn recycle(&mut self, state: &State, config: Config) {
-        self.apis.clear();
-        for ((key, entry), api) in state.versions.iter().zip(config.apis) {
-            tollgate_pace::point();
-            if api.name == key.0 && api.version == key.1 {
-                self.apis.insert(key.clone(), (entry.clone(), api));
-            }
-        }
-    }
+/// A projected definition, the stored entry it came from, and the projection that last used
+/// it.
+#[derive(Debug)]
+struct Projected {
+    from: Arc<Entry<ApiVersion>>,
+    api: Arc<Api>,
+    pass: u64,
 }
 
 impl State {
@@ -46,44 +41,58 @@ impl State {
         self.to_config_reusing(listen, &mut Projection::default())
     }
 
-    /// [`State::to_config`], moving from `projection` the definitions of API versions whose
-    /// stored entry and deployments did not change instead of cloning them.
+    /// [`State::to_config`], sharing from `projection` the definitions of API versions whose
+    /// stored entry and deployments did not change instead of building them again.
     pub fn to_config_reusing(&self, listen: Listen, projection: &mut Projection) -> Config {
-        let mut live: BTreeMap<(&str, &str), Vec<&Deployment>> = BTreeMap::new();
-        for d in self.deployments.values() {
-            live.entry((d.value.api.as_str(), d.value.version.as_str()))
-                .or_default()
-                .push(&d.value);
-        }
+        // Deployments in the order of `versions` (API name, version), so that one cursor
+        // walks both.
+        let mut live: Vec<&Deployment> = self.deployments.values().map(|d| &d.value).collect();
+        live.sort_by(|a, b| (&a.api, &a.version).cmp(&(&b.api, &b.version)));
+        let mut live = live.as_slice();
+        let pass = projection.marks.start();
         let apis = self
             .versions
             .iter()
             .map(|((api, version), entry)| {
-                tollgate_pace::check();
-                let deployments = live
-                    .get(&(api.as_str(), version.as_str()))
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                let publish: Vec<String> =
-                    deployments.iter().map(|d| d.environment.clone()).collect();
-                let deprecation: BTreeMap<String, Deprecation> = deployments
+                tollgate_pace::point();
+                let skip = live
                     .iter()
-                    .filter_map(|d| Some((d.environment.clone(), d.deprecation.clone()?)))
-                    .collect();
-                if let Some((from, projected)) =
-                    projection.apis.remove(&(api.clone(), version.clone()))
-                    && Arc::ptr_eq(&from, entry)
-                    && projected.publish.as_ref() == Some(&publish)
-                    && projected.deprecation == deprecation
+                    .take_while(|d| (&d.api, &d.version) < (api, version))
+                    .count();
+                let here = live[skip..]
+                    .iter()
+                    .take_while(|d| d.api == *api && d.version == *version)
+                    .count();
+                let deployments = &live[skip..skip + here];
+                live = &live[skip + here..];
+                let name = VersionRef(api, version);
+                if let Some(projected) = projection.apis.get_mut(&name)
+                    && Arc::ptr_eq(&projected.from, entry)
+                    && deployed_as(&projected.api, deployments)
                 {
-                    return projected;
+                    projected.pass = pass;
+                    return projected.api.clone();
                 }
                 let mut definition = entry.value.definition.clone();
-                definition.publish = Some(publish);
-                definition.deprecation = deprecation;
+                definition.publish =
+                    Some(deployments.iter().map(|d| d.environment.clone()).collect());
+                definition.deprecation = deployments
+                    .iter()
+                    .filter_map(|d| Some((d.environment.clone(), d.deprecation.clone()?)))
+                    .collect::<BTreeMap<String, Deprecation>>();
+                let definition = Arc::new(definition);
+                projection.apis.insert(
+                    name.to_key(),
+                    Projected {
+                        from: entry.clone(),
+                        api: definition.clone(),
+                        pass,
+                    },
+                );
                 definition
             })
             .collect();
+        projection.apis.retain(|_, p| p.pass == pass);
         Config {
             listen,
             server: self
@@ -133,8 +142,30 @@ impl State {
     }
 }
 
+/// Whether `api`'s `publish` and `deprecation` are what `deployments` (its own, in
+/// environment order) make them.
+fn deployed_as(api: &Api, deployments: &[&Deployment]) -> bool {
+    let publish = api.publish.as_deref().unwrap_or_default();
+    publish.len() == deployments.len()
+        && publish
+            .iter()
+            .zip(deployments)
+            .all(|(e, d)| *e == d.environment)
+        && api.deprecation.len()
+            == deployments
+                .iter()
+                .filter(|d| d.deprecation.is_some())
+                .count()
+        && deployments.iter().all(|d| match &d.deprecation {
+            Some(deprecation) => api.deprecation.get(&d.environment) == Some(deprecation),
+            None => true,
+        })
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use tollgate_model::{Format, Listen, parse_config};
 
     use super::Projection;
@@ -153,7 +184,6 @@ mod tests {
         let mut projection = Projection::default();
         let first = state.to_config_reusing(Listen::default(), &mut projection);
         assert_eq!(first, state.to_config(Listen::default()));
-        projection.recycle(&state, first);
         // A new draft version, an unpublished API.
         let mut writer = Writer::new(&state, "t");
         let mut b = state.versions[&("b".into(), "1".into())]
@@ -174,7 +204,10 @@ mod tests {
         state = writer.finish().state;
         let second = state.to_config_reusing(Listen::default(), &mut projection);
         assert_eq!(second, state.to_config(Listen::default()));
-        projection.recycle(&state, second);
+        // `b` 1 is untouched: the same definition, shared; `a` is no longer live: rebuilt.
+        assert!(Arc::ptr_eq(&first.apis[1], &second.apis[1]));
+        assert!(!Arc::ptr_eq(&first.apis[0], &second.apis[0]));
+        assert_eq!(second.apis[0].publish, Some(vec![]));
         // A changed draft.
         let mut writer = Writer::new(&state, "t");
         b.base_path = Some("/v2".into());

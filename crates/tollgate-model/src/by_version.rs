@@ -9,6 +9,9 @@
 //! in place; [`Marks`] tells which entries the last pass did not visit, to drop them.
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::Api;
 
 /// A map keyed by (API name, version), hashed with foldhash (keys come from the
 /// configuration, whose authors are trusted).
@@ -37,6 +40,13 @@ impl VersionRef<'_> {
     pub fn to_key(self) -> (String, String) {
         (self.0.to_owned(), self.1.to_owned())
     }
+}
+
+/// Whether a cache's `kept` definition is `api`'s: the same shared definition (consecutive
+/// configurations of a store share the unchanged ones: one comparison), or an equal one (a
+/// configuration parsed again, as a file reload does: compared route by route).
+pub fn same_definition(kept: &Arc<Api>, api: &Arc<Api>) -> bool {
+    Arc::ptr_eq(kept, api) || **kept == **api
 }
 
 /// Pass numbers for entries of a cache updated in place: an entry records the pass that last

@@ -9,7 +9,7 @@ use super::conflicts::{Claim, ConflictCheck, HashedKey, MatchKey};
 use super::{Envs, Validator, check_host, is_name, is_token_byte};
 use crate::{
     Api, ByVersion, Config, FieldPath, HeaderMatch, Marks, PathPattern, QueryMatch, Route,
-    VersionRef,
+    VersionRef, same_definition,
 };
 
 /// The checks of one API version that depend on nothing else, kept for as long as its
@@ -60,9 +60,10 @@ impl Validator {
             tollgate_pace::check();
             let key = VersionRef(&api.name, &api.version);
             // An entry already used in this validation belongs to a duplicate (reported).
-            let reused = cache.checked.get_mut(&key).filter(|checked| {
-                checked.pass != pass && (Arc::ptr_eq(&checked.api, api) || *checked.api == **api)
-            });
+            let reused = cache
+                .checked
+                .get_mut(&key)
+                .filter(|checked| checked.pass != pass && same_definition(&checked.api, api));
             // Checks across APIs (unique name and version, services) are made every time; the
             // others only for a definition not checked before.
             let before = self.errors.len();

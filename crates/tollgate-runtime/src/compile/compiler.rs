@@ -22,7 +22,9 @@
 
 use std::sync::Arc;
 
-use tollgate_model::{ByVersion, Config, Diagnostic, FieldPath, PolicySpec, VersionRef};
+use tollgate_model::{
+    ByVersion, Config, Diagnostic, FieldPath, PolicySpec, VersionRef, same_definition,
+};
 
 use super::plan::{ApiPlan, BlockKey, plan_api};
 use super::policies::{Built, PolicyBuilder, merge};
@@ -142,7 +144,7 @@ impl Compiler {
             tollgate_pace::check();
             let name = VersionRef(&api.name, &api.version);
             let (key, mut plan, failed) = match previous.remove_entry(&name) {
-                Some((key, mut plan)) if Arc::ptr_eq(&plan.api, api) || *plan.api == **api => {
+                Some((key, mut plan)) if same_definition(&plan.api, api) => {
                     // The next configuration shares this one's definition when unchanged.
                     plan.api = api.clone();
                     (key, plan, false)

@@ -65,6 +65,10 @@ AA = False
 # `--control-cores`: after start, every thread but the workers is moved to these cores (an
 # experiment: what writes cost the worker when the control plane does not share its core).
 CONTROL_CORES: set[int] | None = None
+# `--control-policy batch|idle`: before every window, every thread but the workers is put in
+# that scheduling class (an experiment: control threads that never preempt a worker on
+# wake-up).
+CONTROL_POLICY: int | None = None
 
 
 def pin(core: int | str) -> list[str]:
@@ -141,6 +145,14 @@ class Gateway:
             if not (t / "comm").read_text().startswith("tollgate-work"):
                 os.sched_setaffinity(int(t.name), cores)
 
+    def set_control_policy(self, policy: int) -> None:
+        for t in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                if not (t / "comm").read_text().startswith("tollgate-work"):
+                    os.sched_setscheduler(int(t.name), policy, os.sched_param(0))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -192,7 +204,8 @@ def wrk(port: int, seconds: int, path: str, histogram: Path | None = None) -> su
 
 
 def interleaved(port: int, path: str, rounds: int, writes: int, write, is_live,
-                gateway_pids: list[int], our_commands: tuple[str, ...] = ()) -> dict:
+                gateway_pids: list[int], our_commands: tuple[str, ...] = (),
+                before_window=None) -> dict:
     """Measures what writes do to traffic, then how fast they are live.
 
     1. Alternates ROUNDS pairs of windows, so that drift on a shared host affects both alike.
@@ -236,6 +249,8 @@ def interleaved(port: int, path: str, rounds: int, writes: int, write, is_live,
 
     def measured(first: int, writing: bool, into: list[latency.Window]) -> float:
         histogram = histograms / f"{len(into)}-{'with' if into is during_windows else 'without'}"
+        if before_window is not None:
+            before_window()
         meter = latency.Meter(gateway_pids, our_commands)
         load = wrk(port, 300, path, histogram)
         time.sleep(0.5)
@@ -302,7 +317,9 @@ def run(binary: str, routes: int, writes: int, rounds: int = 5) -> dict:
             def is_live(i: int) -> bool:
                 return proxy.get(path).headers.get("x-bench-rev") == str(i)
 
-            m = interleaved(gw.proxy, path, rounds, writes, write, is_live, [gw.proc.pid])
+            policy = None if CONTROL_POLICY is None else (lambda: gw.set_control_policy(CONTROL_POLICY))
+            m = interleaved(gw.proxy, path, rounds, writes, write, is_live, [gw.proc.pid],
+                            before_window=policy)
             live = m["live"]
             rss_kb = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{gw.proc.pid}/status").read_text()).group(1))
         finally:
@@ -336,6 +353,8 @@ def main() -> int:
                     help="A/A run: send no writes in the 'with writes' windows (the host's noise floor)")
     ap.add_argument("--control-cores", default=None,
                     help="experiment: move every thread but the workers to these cores after start")
+    ap.add_argument("--control-policy", choices=["batch", "idle"], default=None,
+                    help="experiment: put every thread but the workers in this scheduling class")
     ap.add_argument("--gateway-cores", default="0",
                     help="cores the whole gateway process may use (wrk stays on core 1)")
     args = ap.parse_args()
@@ -345,6 +364,9 @@ def main() -> int:
     global CONTROL_CORES
     CONTROL_CORES = {int(c) for c in args.control_cores.split(",")} if args.control_cores else None
     WRITE_EVERY = args.write_every
+    global CONTROL_POLICY
+    if args.control_policy:
+        CONTROL_POLICY = {"batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE}[args.control_policy]
     if not shutil.which("wrk"):
         print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ use sqlx::Connection;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyConnection, AnyPool, Row};
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::{Mutex, OnceCell, watch};
 
 use crate::{AuditEntry, AuditQuery, AuditRecord, Change, Doc, StoreError};
 
@@ -68,6 +68,10 @@ pub struct Store {
     /// Set once the schema is known to be current (migrations applied).
     schema: Arc<OnceCell<()>>,
     committed: watch::Sender<i64>,
+    /// SQLite: the connection every commit goes through (taken out of the pool when first
+    /// needed). Commits on one connection find its page cache current; spread over the
+    /// pool's, each would find the pages the last commit changed stale and read them again.
+    writer: Arc<Mutex<Option<AnyConnection>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -146,6 +150,7 @@ impl Store {
             display_url,
             schema: Arc::new(OnceCell::new()),
             committed: watch::channel(0).0,
+            writer: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -293,29 +298,66 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let revision = timed(async {
             self.schema().await?;
-            let mut tx = self.pool.begin().await?;
-            let now = unix_now();
-            if !write::write(&mut tx, self.backend, expected, now, changes, audit).await? {
-                let current: i64 = sqlx::query("SELECT revision FROM store_state WHERE id = 1")
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get(0)?;
+            let committed = match self.backend {
+                Backend::Sqlite => self.commit_sqlite(expected, changes, audit).await?,
+                Backend::Postgres => self.commit_postgres(expected, changes, audit).await?,
+            };
+            if !committed {
+                let current = self.revision().await?;
                 return Err(StoreError::Conflict { expected, current });
             }
-            let revision = expected + 1;
-            if self.backend == Backend::Postgres {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(NOTIFY_CHANNEL)
-                    .bind(revision.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(revision)
+            Ok(expected + 1)
         })
         .await?;
         self.committed.send_replace(revision);
         Ok(revision)
+    }
+
+    /// One query on the writer connection ([`write::sqlite`]). A commit cancelled midway (its
+    /// caller gone, or [`OPERATION_TIMEOUT`]) drops the connection it had taken, which closes
+    /// it and rolls back whatever it left open; the next commit opens another.
+    async fn commit_sqlite(
+        &self,
+        expected: i64,
+        changes: &[Change],
+        audit: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
+        let mut slot = self.writer.lock().await;
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => self.pool.acquire().await?.detach(),
+        };
+        match write::sqlite(&mut conn, expected, unix_now(), changes, audit).await {
+            Ok(committed) => {
+                *slot = Some(conn);
+                Ok(committed)
+            }
+            Err(failed) => {
+                if !failed.poisoned {
+                    *slot = Some(conn);
+                }
+                Err(failed.error)
+            }
+        }
+    }
+
+    async fn commit_postgres(
+        &self,
+        expected: i64,
+        changes: &[Change],
+        audit: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !write::in_transaction(&mut tx, expected, unix_now(), changes, audit).await? {
+            return Ok(false);
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NOTIFY_CHANNEL)
+            .bind((expected + 1).to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Reads the audit log, newest first.
@@ -367,8 +409,11 @@ impl Store {
         .await
     }
 
-    /// Closes the pool (waits for connections to be returned).
+    /// Closes the pool (waits for connections to be returned) and the writer connection.
     pub async fn close(&self) {
+        if let Some(conn) = self.writer.lock().await.take() {
+            let _ = conn.close().await;
+        }
         self.pool.close().await;
     }
 }

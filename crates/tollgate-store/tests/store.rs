@@ -257,6 +257,39 @@ async fn postgres_large_commits() {
     large_commits(TestStore::postgres().await).await;
 }
 
+/// A SQLite commit that fails after its first batch of statements ran (here a trigger refuses
+/// one document of the second) leaves nothing behind, and the next commit, on the same
+/// writer connection, goes through.
+#[tokio::test]
+async fn sqlite_failed_commit_is_rolled_back() {
+    let t = TestStore::sqlite().await;
+    let store = t.open().await;
+    sqlx::query(
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON documents WHEN NEW.key = 'boom' \
+         BEGIN SELECT RAISE(ABORT, 'boom refused'); END",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let mut docs: Vec<Change> = (0..150)
+        .map(|i| put("note", &format!("n{i:03}"), "{}"))
+        .collect();
+    docs.push(put("note", "boom", "{}"));
+    let err = store.commit(0, &docs, &[record("x")]).await.unwrap_err();
+    assert!(err.to_string().contains("boom refused"), "{err}");
+    assert_eq!(store.revision().await.unwrap(), 0);
+    assert!(store.load_all().await.unwrap().docs.is_empty());
+    docs.pop();
+    assert_eq!(store.commit(0, &docs, &[record("x")]).await.unwrap(), 1);
+    assert_eq!(store.load_all().await.unwrap().docs.len(), 150);
+    // A lost race on the writer connection is rolled back as well.
+    let err = store.commit(0, &docs[..1], &[]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(store.commit(1, &docs[..1], &[]).await.unwrap(), 2);
+    store.close().await;
+    t.drop_it().await;
+}
+
 #[tokio::test]
 async fn sqlite_tokens() {
     tokens(TestStore::sqlite().await).await;

@@ -1,22 +1,21 @@
 //! The statements of a commit: bump the revision if it is still the expected one, write the
 //! changed documents and the audit records.
 //!
-//! On PostgreSQL each is its own statement (the extended protocol runs one statement per
-//! query). On SQLite, sqlx runs every statement on the connection's worker thread and hands
-//! each result back across threads: a commit of one change was five such round trips (BEGIN,
-//! UPDATE, two INSERTs, COMMIT), each waking the worker and then the control runtime, on the
-//! cores the proxy workers serve requests on. SQLite runs several statements of one query in
-//! order, each binding its own `$N` parameters, so the writes go in batches of up to
-//! [`BATCH`] statements: the common commit is three round trips (BEGIN, one batch, COMMIT).
-//! The revision bump leads the first batch and returns the new revision (`RETURNING`): no
-//! row means another writer committed first; the batch's own writes are then rolled back
-//! with the transaction.
-
-use sqlx::Any;
+//! On PostgreSQL each is its own statement in a transaction (the extended protocol runs one
+//! statement per query). On SQLite, sqlx runs every query on the connection's worker thread
+//! and hands each result back across threads: a commit of one change through sqlx's
+//! transaction API was five such round trips (BEGIN, UPDATE, two INSERTs, COMMIT; BEGIN and
+//! COMMIT each a rendezvous of two wake-ups), each waking the worker and then the control
+//! runtime on the cores the proxy workers serve requests on. SQLite runs the statements of
+//! one query in order, each binding its own `$N` parameters, so a commit is one query: `BEGIN
+//! IMMEDIATE`, the revision bump, the writes and `COMMIT` (in batches of up to [`BATCH`]
+//! writes when it is large, the first opening the transaction and the last committing it).
+//! The bump sets the revision to NULL when the store is no longer at the expected one: the
+//! column's NOT NULL constraint stops the query there, before any write, and the caller
+//! rolls the transaction back.
+use sqlx::{Any, AnyConnection};
 
 use crate::{AuditRecord, Change, StoreError};
-
-use super::Backend;
 
 /// Statements per SQLite batch: at most 8 parameters each, far below SQLite's limit of
 /// 32,766 variables per query.
@@ -28,6 +27,11 @@ const BATCH: usize = 100;
 const CACHED_UP_TO: usize = 3;
 
 const BUMP: &str = "UPDATE store_state SET revision = revision + 1 WHERE id = 1 AND revision = $1";
+
+/// SQLite's bump: `$2` if the store is at `$1`, else NULL, which the column refuses (see
+/// [`is_lost_race`]).
+const SQLITE_BUMP: &str =
+    "UPDATE store_state SET revision = CASE WHEN revision = $1 THEN $2 END WHERE id = 1";
 
 /// Where a change or audit record takes its revision (`$R`) and time (`$T`) from, and the
 /// first of its own parameters.
@@ -138,47 +142,94 @@ impl<'a> Write<'a> {
     }
 }
 
-/// Runs the commit's statements in `tx`: returns `false` (some of them possibly run, to be
-/// rolled back with `tx`) when the store is no longer at `expected`.
-pub(super) async fn write(
+/// Runs the commit's statements in `tx` (PostgreSQL): returns `false` (nothing written) when
+/// the store is no longer at `expected`.
+pub(super) async fn in_transaction(
     tx: &mut sqlx::Transaction<'_, Any>,
-    backend: Backend,
     expected: i64,
     now: i64,
     changes: &[Change],
     audit: &[AuditRecord],
 ) -> Result<bool, StoreError> {
-    let writes: Vec<Write<'_>> = changes
+    one_by_one(tx, expected, now, &writes(changes, audit)).await
+}
+
+fn writes<'a>(changes: &'a [Change], audit: &'a [AuditRecord]) -> Vec<Write<'a>> {
+    changes
         .iter()
         .map(Write::Document)
         .chain(audit.iter().map(Write::Audit))
-        .collect();
-    match backend {
-        Backend::Sqlite => batched(tx, expected, now, &writes).await,
-        Backend::Postgres => one_by_one(tx, expected, now, &writes).await,
+        .collect()
+}
+
+/// Commits on a SQLite connection outside any transaction: `Ok(false)` when the store is no
+/// longer at `expected`. On any error the transaction this opened has been rolled back,
+/// unless the rollback failed too: then `conn` may still be in it, and the error says so
+/// ([`Failed::poisoned`]) so that the caller closes the connection instead of reusing it.
+pub(super) async fn sqlite(
+    conn: &mut AnyConnection,
+    expected: i64,
+    now: i64,
+    changes: &[Change],
+    audit: &[AuditRecord],
+) -> Result<bool, Failed> {
+    let writes = writes(changes, audit);
+    let error = match batched(conn, expected, now, &writes).await {
+        Ok(()) => return Ok(true),
+        Err(e) => e,
+    };
+    // The transaction is open unless `BEGIN` itself failed; either way nothing was committed.
+    let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    let poisoned = match &rolled_back {
+        Ok(_) => false,
+        // `BEGIN` failed (the database was locked for longer than the busy timeout).
+        Err(e) => !e.to_string().contains("no transaction is active"),
+    };
+    if !poisoned && is_lost_race(&error) {
+        return Ok(false);
     }
+    Err(Failed {
+        error: error.into(),
+        poisoned,
+    })
+}
+
+/// A failed SQLite commit.
+#[derive(Debug)]
+pub(super) struct Failed {
+    pub(super) error: StoreError,
+    /// The connection could not be rolled back and must be closed.
+    pub(super) poisoned: bool,
+}
+
+/// Whether the query stopped at [`SQLITE_BUMP`] finding another revision.
+fn is_lost_race(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|e| {
+        e.kind() == sqlx::error::ErrorKind::NotNullViolation
+            && e.message().contains("store_state.revision")
+    })
 }
 
 async fn batched(
-    tx: &mut sqlx::Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     expected: i64,
     now: i64,
     writes: &[Write<'_>],
-) -> Result<bool, StoreError> {
+) -> Result<(), sqlx::Error> {
     let revision = expected + 1;
-    let mut first = true;
     // An empty change set still bumps the revision: one batch, the bump alone.
     let mut chunks: Vec<&[Write<'_>]> = writes.chunks(BATCH).collect();
     if chunks.is_empty() {
         chunks.push(&[]);
     }
-    for chunk in chunks {
+    let last = chunks.len() - 1;
+    for (i, chunk) in chunks.into_iter().enumerate() {
         // $1 expected revision, $2 new revision, $3 time; then each write's own.
         let mut p = Params::from(2);
-        let mut sql = String::with_capacity(400 * (chunk.len() + 1));
-        if first {
-            sql.push_str(BUMP);
-            sql.push_str(" RETURNING revision");
+        let mut sql = String::with_capacity(400 * (chunk.len() + 1) + 100);
+        if i == 0 {
+            sql.push_str("BEGIN IMMEDIATE;\n");
+            sql.push_str(SQLITE_BUMP);
         }
         for write in chunk {
             if !sql.is_empty() {
@@ -186,25 +237,20 @@ async fn batched(
             }
             write.push_sql(&mut sql, &mut p);
         }
+        if i == last {
+            sql.push_str(";\nCOMMIT");
+        }
         let mut query = sqlx::query(&sql)
-            .persistent(chunk.len() + usize::from(first) <= CACHED_UP_TO)
+            .persistent(chunk.len() + usize::from(i == 0) <= CACHED_UP_TO)
             .bind(expected)
             .bind(revision)
             .bind(now);
         for write in chunk {
             query = write.bind(query);
         }
-        if first {
-            // Only the bump returns a row, and only when it bumped.
-            if query.fetch_all(&mut **tx).await?.is_empty() {
-                return Ok(false);
-            }
-            first = false;
-        } else {
-            query.execute(&mut **tx).await?;
-        }
+        query.execute(&mut *conn).await?;
     }
-    Ok(true)
+    Ok(())
 }
 
 async fn one_by_one(

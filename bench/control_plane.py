@@ -69,6 +69,9 @@ CONTROL_CORES: set[int] | None = None
 # that scheduling class (an experiment: control threads that never preempt a worker on
 # wake-up).
 CONTROL_POLICY: int | None = None
+# `--pause P`: each wrk connection pauses 1 ms before a request with probability P, for a
+# load below saturation (histogram.lua). 0: wrk sends as fast as the gateway answers.
+PAUSE = 0.0
 
 
 def pin(core: int | str) -> list[str]:
@@ -196,8 +199,8 @@ def below_wrk(fn, *args) -> None:
 def wrk(port: int, seconds: int, path: str, histogram: Path | None = None) -> subprocess.Popen:
     """wrk on core 1; with `histogram`, every request's latency is written there at the end
     (`latency.py`)."""
-    script = ["-s", str(latency.HISTOGRAM_LUA)] if histogram else []
-    env = {**os.environ, "WRK_HISTOGRAM": str(histogram)} if histogram else None
+    script = ["-s", str(latency.HISTOGRAM_LUA)] if histogram or PAUSE else []
+    env = {**os.environ, "WRK_HISTOGRAM": str(histogram or ""), "WRK_PAUSE": str(PAUSE)}
     return subprocess.Popen([*pin(1), "wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", *script,
                              f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True,
                             env=env)
@@ -355,6 +358,9 @@ def main() -> int:
                     help="experiment: move every thread but the workers to these cores after start")
     ap.add_argument("--control-policy", choices=["batch", "idle"], default=None,
                     help="experiment: put every thread but the workers in this scheduling class")
+    ap.add_argument("--pause", type=float, default=0.0,
+                    help="each wrk connection pauses 1 ms before a request with this probability "
+                         "(a load below saturation; default 0: as fast as the gateway answers)")
     ap.add_argument("--gateway-cores", default="0",
                     help="cores the whole gateway process may use (wrk stays on core 1)")
     args = ap.parse_args()
@@ -364,7 +370,8 @@ def main() -> int:
     global CONTROL_CORES
     CONTROL_CORES = {int(c) for c in args.control_cores.split(",")} if args.control_cores else None
     WRITE_EVERY = args.write_every
-    global CONTROL_POLICY
+    global CONTROL_POLICY, PAUSE
+    PAUSE = args.pause
     if args.control_policy:
         CONTROL_POLICY = {"batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE}[args.control_policy]
     if not shutil.which("wrk"):

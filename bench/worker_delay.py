@@ -16,7 +16,8 @@ does not see it, so this figure does not depend on the host's noise as p99 does.
 Prints, per kind of window, the worker's waiting and preemptions per second (over all windows,
 and the median window's), and the extra waiting and preemptions per write (from the medians,
 which a window the host disturbed does not move; and from all windows). `--control-policy batch` puts every thread but the
-workers in SCHED_BATCH before each window (an experiment).
+workers in SCHED_BATCH before each window (an experiment); `--pause P` loads the worker
+below saturation (as `control_plane.py --pause`).
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ def main() -> int:
     ap.add_argument("--writes", type=int, default=100, help="writes in all (per round: WRITES/ROUNDS)")
     ap.add_argument("--bin", default=str(cp.REPO / "target" / "release" / "tollgate"))
     ap.add_argument("--control-policy", choices=["batch", "idle"], default=None)
+    ap.add_argument("--pause", type=float, default=0.0,
+                    help="as control_plane.py --pause: a load below saturation")
     args = ap.parse_args()
+    cp.PAUSE = args.pause
     cp.driver_on_load_core()
     per_round = max(1, args.writes // args.rounds)
     policy = {"batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE}.get(args.control_policy or "")

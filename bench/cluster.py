@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> dict:
             "propagation_p99_ms": round(percentile(propagation, 99) * 1000, 1),
             "propagation_max_ms": round(max(propagation) * 1000, 1),
             "aa": control_plane.AA,
+            "pause": control_plane.PAUSE,
             "pooled": m["pooled"],
             "p99_without_changes_ms": round(statistics.median(m["base_p99"]), 3),
             "p99_during_changes_ms": round(statistics.median(m["during_p99"]), 3),
@@ -176,7 +177,10 @@ def main() -> int:
                     help="seconds between the starts of a window's changes (default: 100 ms after each answer)")
     ap.add_argument("--aa", action="store_true",
                     help="A/A run: make no changes in the 'with changes' windows (the host's noise floor)")
+    ap.add_argument("--pause", type=float, default=0.0,
+                    help="as control_plane.py --pause: wrk pauses for a load below saturation")
     args = ap.parse_args()
+    control_plane.PAUSE = args.pause
     control_plane.WRITE_EVERY = args.write_every
     control_plane.AA = args.aa
     if not shutil.which("wrk"):

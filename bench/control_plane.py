@@ -335,6 +335,7 @@ def run(binary: str, routes: int, writes: int, rounds: int = 5) -> dict:
             "live_p99_ms": round(percentile(live, 99) * 1000, 1),
             "live_max_ms": round(max(live) * 1000, 1),
             "aa": AA,
+            "pause": PAUSE,
             "pooled": m["pooled"],
             "p99_without_writes_ms": round(statistics.median(m["base_p99"]), 3),
             "p99_during_writes_ms": round(statistics.median(m["during_p99"]), 3),

@@ -13,6 +13,7 @@
 //! The bump sets the revision to NULL when the store is no longer at the expected one: the
 //! column's NOT NULL constraint stops the query there, before any write, and the caller
 //! rolls the transaction back.
+
 use sqlx::{Any, AnyConnection};
 
 use crate::{AuditRecord, Change, StoreError};
@@ -182,7 +183,8 @@ pub(super) async fn sqlite(
     let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await;
     let poisoned = match &rolled_back {
         Ok(_) => false,
-        // `BEGIN` failed (the database was locked for longer than the busy timeout).
+        // No transaction to roll back: `BEGIN` itself failed (the database stayed locked past
+        // the busy timeout), and the connection is as it was.
         Err(e) => !e.to_string().contains("no transaction is active"),
     };
     if !poisoned && is_lost_race(&error) {

@@ -69,6 +69,7 @@ CONTROL_CORES: set[int] | None = None
 # that scheduling class (an experiment: control threads that never preempt a worker on
 # wake-up).
 CONTROL_POLICY: int | None = None
+POLICIES = {"batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE}
 # `--pause P`: each wrk connection pauses 1 ms before a request with probability P, for a
 # load below saturation (histogram.lua). 0: wrk sends as fast as the gateway answers.
 PAUSE = 0.0
@@ -147,6 +148,27 @@ class Gateway:
         for t in Path(f"/proc/{self.proc.pid}/task").iterdir():
             if not (t / "comm").read_text().startswith("tollgate-work"):
                 os.sched_setaffinity(int(t.name), cores)
+
+    def start_with_routes(self, routes: int) -> float:
+        """Starts the gateway with ROUTES routes (`config_yaml`): one `config apply`, then a
+        restart (`workers: 1` takes effect on restart). Returns the apply's seconds."""
+        self.start()
+        try:
+            t0 = time.monotonic()
+            self.client.post("/api/v1/config/apply", content=config_yaml(routes),
+                             headers={"Content-Type": "application/yaml"}).raise_for_status()
+            applied = time.monotonic() - t0
+        finally:
+            self.stop()
+        self.start()
+        return applied
+
+    def write(self, i: int) -> None:
+        """One admin write: the global `response-headers` policy sets `x-bench-rev: I`, so
+        every route's answers change."""
+        self.client.put("/api/v1/policies/response-headers", json={
+            "name": "response-headers", "config": {"set": {"x-bench-rev": str(i)}}},
+        ).raise_for_status()
 
     def set_control_policy(self, policy: int) -> None:
         for t in Path(f"/proc/{self.proc.pid}/task").iterdir():
@@ -297,31 +319,17 @@ def interleaved(port: int, path: str, rounds: int, writes: int, write, is_live,
 def run(binary: str, routes: int, writes: int, rounds: int = 5) -> dict:
     with tempfile.TemporaryDirectory(prefix="tollgate-cp-bench-") as tmp:
         gw = Gateway(binary, Path(tmp))
-        gw.start()
-        try:
-            t0 = time.monotonic()
-            r = gw.client.post("/api/v1/config/apply", content=config_yaml(routes),
-                               headers={"Content-Type": "application/yaml"})
-            r.raise_for_status()
-            apply_s = time.monotonic() - t0
-        finally:
-            gw.stop()
-        gw.start()  # workers: 1 takes effect on restart
+        apply_s = gw.start_with_routes(routes)
         path = "/api0/r0"
         proxy = httpx.Client(base_url=f"http://127.0.0.1:{gw.proxy}", timeout=5)
         try:
             assert proxy.get(path).headers.get("x-bench-rev") == "0"
 
-            def write(i: int) -> None:
-                w = gw.client.put("/api/v1/policies/response-headers", json={
-                    "name": "response-headers", "config": {"set": {"x-bench-rev": str(i)}}})
-                w.raise_for_status()
-
             def is_live(i: int) -> bool:
                 return proxy.get(path).headers.get("x-bench-rev") == str(i)
 
             policy = None if CONTROL_POLICY is None else (lambda: gw.set_control_policy(CONTROL_POLICY))
-            m = interleaved(gw.proxy, path, rounds, writes, write, is_live, [gw.proc.pid],
+            m = interleaved(gw.proxy, path, rounds, writes, gw.write, is_live, [gw.proc.pid],
                             before_window=policy)
             live = m["live"]
             rss_kb = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{gw.proc.pid}/status").read_text()).group(1))
@@ -374,7 +382,7 @@ def main() -> int:
     global CONTROL_POLICY, PAUSE
     PAUSE = args.pause
     if args.control_policy:
-        CONTROL_POLICY = {"batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE}[args.control_policy]
+        CONTROL_POLICY = POLICIES[args.control_policy]
     if not shutil.which("wrk"):
         print("wrk is not installed; run scripts/setup.sh", file=sys.stderr)
         return 1

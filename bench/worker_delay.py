@@ -23,7 +23,6 @@ below saturation (as `control_plane.py --pause`).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import signal
 import statistics
@@ -62,23 +61,17 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--writes", type=int, default=100, help="writes in all (per round: WRITES/ROUNDS)")
     ap.add_argument("--bin", default=str(cp.REPO / "target" / "release" / "tollgate"))
-    ap.add_argument("--control-policy", choices=["batch", "idle"], default=None)
+    ap.add_argument("--control-policy", choices=sorted(cp.POLICIES), default=None)
     ap.add_argument("--pause", type=float, default=0.0,
                     help="as control_plane.py --pause: a load below saturation")
     args = ap.parse_args()
     cp.PAUSE = args.pause
     cp.driver_on_load_core()
     per_round = max(1, args.writes // args.rounds)
-    policy = {"batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE}.get(args.control_policy or "")
+    policy = cp.POLICIES.get(args.control_policy or "")
     with tempfile.TemporaryDirectory(prefix="tollgate-wd-bench-") as tmp:
         gw = cp.Gateway(args.bin, Path(tmp))
-        gw.start()
-        try:
-            gw.client.post("/api/v1/config/apply", content=cp.config_yaml(args.routes),
-                           headers={"Content-Type": "application/yaml"}).raise_for_status()
-        finally:
-            gw.stop()
-        gw.start()
+        gw.start_with_routes(args.routes)
         proxy = httpx.Client(base_url=f"http://127.0.0.1:{gw.proxy}", timeout=10)
         pid = gw.proc.pid
         tids = worker_tids(pid)
@@ -86,9 +79,7 @@ def main() -> int:
 
         def write() -> None:
             seen["n"] += 1
-            gw.client.put("/api/v1/policies/response-headers", json={
-                "name": "response-headers", "config": {"set": {"x-bench-rev": str(seen["n"])}}},
-            ).raise_for_status()
+            gw.write(seen["n"])
 
         def window(writing: bool) -> tuple[float, int, int, float]:
             if policy is not None:

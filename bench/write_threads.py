@@ -17,7 +17,6 @@ Environment variables reach the gateway (e.g. `TOLLGATE_COMPILE_PACE=off`).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -61,19 +60,11 @@ def main() -> int:
     cp.driver_on_load_core()
     with tempfile.TemporaryDirectory(prefix="tollgate-wt-bench-") as tmp:
         gw = cp.Gateway(args.bin, Path(tmp))
-        gw.start()
-        try:
-            gw.client.post("/api/v1/config/apply", content=cp.config_yaml(args.routes),
-                           headers={"Content-Type": "application/yaml"}).raise_for_status()
-        finally:
-            gw.stop()
-        gw.start()
+        gw.start_with_routes(args.routes)
         proxy = httpx.Client(base_url=f"http://127.0.0.1:{gw.proxy}", timeout=10)
         try:
             def write(i: int) -> None:
-                gw.client.put("/api/v1/policies/response-headers", json={
-                    "name": "response-headers", "config": {"set": {"x-bench-rev": str(i)}}},
-                ).raise_for_status()
+                gw.write(i)
                 while proxy.get("/api0/r0").headers.get("x-bench-rev") != str(i):
                     time.sleep(0.002)
 

@@ -32,7 +32,7 @@ pub use api::{
     Api, DEFAULT_API_VERSION, Deprecation, HeaderMatch, HostPolicy, QueryMatch, Rewrite, Route,
     Routes,
 };
-pub use by_version::{ByVersion, Marks, VersionRef, same_definition};
+pub use by_version::{ByVersion, Kept, Marks, OfApi, VersionRef, same_definition};
 pub use certificate::Certificate;
 pub use consumer::{Consumer, Credential, Grant};
 pub use diagnostic::{Diagnostic, Diagnostics, FieldPath, Location, PathSegment};

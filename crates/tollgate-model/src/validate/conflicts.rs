@@ -79,7 +79,7 @@ pub(super) struct ConflictCheck {
     claims: Vec<(usize, Arc<Vec<Claim>>)>,
     groups: Vec<(Option<String>, Vec<bool>)>,
     explicit: bool,
-    reported: Vec<crate::Diagnostic>,
+    pub(super) reported: Vec<crate::Diagnostic>,
 }
 
 impl ConflictCheck {

@@ -139,3 +139,65 @@ fn a_conflict_stays_reported_while_only_other_objects_change() {
     assert!(moved[0].contains("\"test\""), "{moved:?}");
     assert_ne!(moved, first);
 }
+
+#[test]
+fn a_validation_of_shared_definitions_reports_what_a_full_one_reports() {
+    // Configurations that share their API definitions, as consecutive states of a store do
+    // (the validation then skips the APIs' checks while their inputs are unchanged).
+    let mut cache = ValidationCache::default();
+    let base: Config = serde_yaml_ng::from_str(BASE).unwrap();
+    let check = |cache: &mut ValidationCache, config: &Config| {
+        let reusing = errors(cache.validate(config));
+        assert_eq!(reusing, errors(validate(config)));
+        reusing
+    };
+    assert!(check(&mut cache, &base).is_empty());
+    assert!(check(&mut cache, &base.clone()).is_empty());
+    // The service every API uses goes away, then comes back.
+    let mut gone = base.clone();
+    gone.services.retain(|s| s.name != "s");
+    assert!(
+        check(&mut cache, &gone)
+            .iter()
+            .any(|e| e.contains("no service named \"s\""))
+    );
+    assert!(check(&mut cache, &base).is_empty());
+    // A service renamed: the names differ, the count does not.
+    let mut renamed = base.clone();
+    renamed.services[0].name = "s2".into();
+    assert!(!check(&mut cache, &renamed).is_empty());
+    assert!(check(&mut cache, &base).is_empty());
+    // The environment `b` is published in goes away.
+    let mut fewer = base.clone();
+    fewer.environments.retain(|e| e.name != "test");
+    assert!(!check(&mut cache, &fewer).is_empty());
+    assert!(check(&mut cache, &base).is_empty());
+    // A conflict across APIs stays reported while only other objects change.
+    let conflicting: Config =
+        serde_yaml_ng::from_str(&BASE.replacen("    publish: [test]\n", "", 1).replacen(
+            "paths: [\"/b\"]",
+            "paths: [\"/u/{uid}\"]",
+            1,
+        ))
+        .unwrap();
+    let first = check(&mut cache, &conflicting);
+    assert!(
+        first.iter().any(|e| e.contains("conflicts with")),
+        "{first:?}"
+    );
+    let mut more = conflicting.clone();
+    more.services.push(more.services[0].clone());
+    more.services.last_mut().unwrap().name = "z".into();
+    let mut again = conflicting.clone();
+    again.policies.clear();
+    assert_eq!(check(&mut cache, &again), first);
+    assert_eq!(check(&mut cache, &more), first);
+    // One API replaced by an equal but separate definition, and then by a changed one.
+    let mut reparsed = base.clone();
+    reparsed.apis[1] = std::sync::Arc::new((*base.apis[1]).clone());
+    assert!(check(&mut cache, &reparsed).is_empty());
+    let mut edited = reparsed.clone();
+    std::sync::Arc::make_mut(&mut edited.apis[1]).version = "bad version".into();
+    assert!(!check(&mut cache, &edited).is_empty());
+    assert!(check(&mut cache, &reparsed).is_empty());
+}

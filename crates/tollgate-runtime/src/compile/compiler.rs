@@ -22,9 +22,7 @@
 
 use std::sync::Arc;
 
-use tollgate_model::{
-    ByVersion, Config, Diagnostic, FieldPath, PolicySpec, VersionRef, same_definition,
-};
+use tollgate_model::{Config, Diagnostic, FieldPath, Kept, PolicySpec};
 
 use super::plan::{ApiPlan, BlockKey, plan_api};
 use super::policies::{Built, PolicyBuilder, merge};
@@ -41,8 +39,8 @@ use crate::{
 /// compile. Use one compiler with one plugin registry (plans hold built policies).
 #[derive(Default)]
 pub struct Compiler {
-    /// Plans by (API name, version).
-    plans: ByVersion<ApiPlan>,
+    /// Plans in the order of the last compile's APIs (none for one that had problems).
+    plans: Kept<ApiPlan>,
     global: Option<GlobalPolicies>,
     /// By environment position.
     routers: Vec<CachedRouter>,
@@ -131,35 +129,29 @@ impl Compiler {
             .map(|(i, s)| (s.name.as_str(), i))
             .collect();
         let services_generation = self.services_generation(config);
-        let mut previous = std::mem::replace(
-            &mut self.plans,
-            ByVersion::with_capacity_and_hasher(config.apis.len(), Default::default()),
-        );
-        // Each plan with its key in `self.plans`, moved back there at the end.
+        let mut previous = std::mem::take(&mut self.plans);
         let mut plans: Vec<(ApiPlan, bool)> = Vec::with_capacity(config.apis.len());
-        let mut keys: Vec<(String, String)> = Vec::with_capacity(config.apis.len());
         for (a, api) in config.apis.iter().enumerate() {
             // Comparing a definition with the planned one (unless it is the same one) walks
             // all its routes.
             tollgate_pace::check();
-            let name = VersionRef(&api.name, &api.version);
-            let (key, mut plan, failed) = match previous.remove_entry(&name) {
-                Some((key, mut plan)) if same_definition(&plan.api, api) => {
+            let (mut plan, failed) = match previous.take(a, api) {
+                Some(mut plan) => {
                     // The next configuration shares this one's definition when unchanged.
                     plan.api = api.clone();
-                    (key, plan, false)
+                    (plan, false)
                 }
-                _ => {
+                None => {
                     let id = self.next_id();
                     let planned = plan_api(api, a, id, &service_index, &mut policies, &mut errors);
-                    (name.to_key(), planned.plan, planned.failed)
+                    (planned.plan, planned.failed)
                 }
             };
             plan.resolve_services(&service_index, services_generation, a, &mut errors);
             plan.merge_chains(&global, &global_chain, generation);
             plans.push((plan, failed));
-            keys.push(key);
         }
+        drop(previous);
         // Consumer policies are typed and checked now; they join the chains of requests once
         // an authentication policy identifies the consumer. This loop and the per-API loops
         // below are paced too: without their points, the rest of a compile at 10,000 routes
@@ -255,12 +247,12 @@ impl Compiler {
 
         // Keep what is reusable: plans without problems; routers only from a good compile
         // (a failed one may have left routes out).
-        for ((plan, failed), key) in plans.into_iter().zip(keys) {
-            tollgate_pace::point();
-            if !failed {
-                self.plans.insert(key, plan);
-            }
-        }
+        self.plans = Kept::new(
+            plans
+                .into_iter()
+                .map(|(plan, failed)| (!failed).then_some(plan))
+                .collect(),
+        );
         if !errors.is_empty() {
             self.routers.clear();
             return Err(errors);

@@ -214,6 +214,12 @@ pub(super) fn missing_service(a: usize, r: usize, service: &str) -> Diagnostic {
     )
 }
 
+impl tollgate_model::OfApi for ApiPlan {
+    fn api(&self) -> &Arc<Api> {
+        &self.api
+    }
+}
+
 impl ApiPlan {
     /// The slots of this plan's routes in `environment`.
     pub(super) fn slots_in(&mut self, environment: &str) -> &[Arc<RouteSlot>] {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tollgate_model::{Api, ByVersion, Config, Deprecation, Diagnostic, Listen, Marks, VersionRef};
 
-use super::{ApiVersion, Deployment, Entry, State};
+use super::{ApiVersion, Deployment, Entry, Shared, State};
 use crate::secrets::SecretKey;
 
 /// API definitions as the previous [`State::to_config_reusing`] projected them, by (API name,
@@ -20,6 +20,17 @@ pub struct Projection {
     apis: ByVersion<Projected>,
     /// Numbers the projections: entries the last one did not visit are dropped.
     marks: Marks,
+    /// The last projection's inputs and result: while a write leaves both maps alone (they
+    /// are copied on write, so an unchanged one is the same allocation), the definitions are
+    /// the last ones, without a look at any of them.
+    last: Option<LastProjection>,
+}
+
+#[derive(Debug)]
+struct LastProjection {
+    versions: Shared<(String, String), ApiVersion>,
+    deployments: Shared<(String, String), Deployment>,
+    apis: Vec<Arc<Api>>,
 }
 
 /// A projected definition, the stored entry it came from, and the projection that last used
@@ -44,6 +55,28 @@ impl State {
     /// [`State::to_config`], sharing from `projection` the definitions of API versions whose
     /// stored entry and deployments did not change instead of building them again.
     pub fn to_config_reusing(&self, listen: Listen, projection: &mut Projection) -> Config {
+        let apis = match &projection.last {
+            Some(last)
+                if Arc::ptr_eq(&last.versions, &self.versions)
+                    && Arc::ptr_eq(&last.deployments, &self.deployments) =>
+            {
+                last.apis.clone()
+            }
+            _ => {
+                let apis = self.project_apis(projection);
+                projection.last = Some(LastProjection {
+                    versions: self.versions.clone(),
+                    deployments: self.deployments.clone(),
+                    apis: apis.clone(),
+                });
+                apis
+            }
+        };
+        self.config_with(listen, apis)
+    }
+
+    /// Every API definition, sharing the unchanged ones from `projection`.
+    fn project_apis(&self, projection: &mut Projection) -> Vec<Arc<Api>> {
         // Deployments in the order of `versions` (API name, version), so that one cursor
         // walks both.
         let mut live: Vec<&Deployment> = self.deployments.values().map(|d| &d.value).collect();
@@ -93,6 +126,11 @@ impl State {
             })
             .collect();
         projection.apis.retain(|_, p| p.pass == pass);
+        apis
+    }
+
+    /// The configuration with API definitions `apis`.
+    fn config_with(&self, listen: Listen, apis: Vec<Arc<Api>>) -> Config {
         Config {
             listen,
             server: self
@@ -215,5 +253,42 @@ mod tests {
         state = writer.finish().state;
         let third = state.to_config_reusing(Listen::default(), &mut projection);
         assert_eq!(third, state.to_config(Listen::default()));
+    }
+
+    #[test]
+    fn a_write_that_leaves_versions_and_deployments_alone_shares_every_definition() {
+        let config = parse_config(CONFIG, Format::Yaml, "t.yaml").unwrap();
+        let key = SecretKey::from_bytes(&[7; 32]).unwrap();
+        let mut writer = Writer::new(&State::default(), "t");
+        writer.apply_config(&config, &key).unwrap();
+        let mut state = writer.finish().state;
+        let mut projection = Projection::default();
+        let first = state.to_config_reusing(Listen::default(), &mut projection);
+        // A global policy: the APIs are the same shared definitions, the policy is new.
+        let mut writer = Writer::new(&state, "t");
+        let policy: tollgate_model::PolicySpec =
+            serde_json::from_str(r#"{"name": "cors", "config": {}}"#).unwrap();
+        writer
+            .upsert::<crate::state::Policies>("cors".into(), policy, None)
+            .unwrap();
+        state = writer.finish().state;
+        let second = state.to_config_reusing(Listen::default(), &mut projection);
+        assert_eq!(second, state.to_config(Listen::default()));
+        assert_eq!(second.policies.len(), 1);
+        assert!(
+            first
+                .apis
+                .iter()
+                .zip(&second.apis)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+        );
+        // Then a deployment only: the API that moved is rebuilt, the other shared.
+        let mut writer = Writer::new(&state, "t");
+        writer.unpublish("b", "prod", None).unwrap();
+        state = writer.finish().state;
+        let third = state.to_config_reusing(Listen::default(), &mut projection);
+        assert_eq!(third, state.to_config(Listen::default()));
+        assert_eq!(third.apis[1].publish, Some(vec![]));
+        assert!(Arc::ptr_eq(&second.apis[0], &third.apis[0]));
     }
 }

@@ -73,6 +73,9 @@ POLICIES = {"batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE}
 # `--pause P`: each wrk connection pauses 1 ms before a request with probability P, for a
 # load below saturation (histogram.lua). 0: wrk sends as fast as the gateway answers.
 PAUSE = 0.0
+# `--sqlite-synchronous normal`: the store's URL asks SQLite for `synchronous=normal` (no fsync
+# per commit; see docs/control-plane.md). None: the default (full).
+SYNCHRONOUS: str | None = None
 
 
 def pin(core: int | str) -> list[str]:
@@ -126,12 +129,17 @@ class Gateway:
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.admin}",
                                    headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
 
+    def store_args(self) -> list[str]:
+        if SYNCHRONOUS is None:
+            return []
+        return ["--store", f"sqlite:{self.data / 'tollgate.db'}?synchronous={SYNCHRONOUS}"]
+
     def start(self) -> None:
         log = open(self.workdir / "tollgate.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [*pin(GATEWAY_CORES), self.binary, "run", "--data-dir", str(self.data), "--listen",
              f"127.0.0.1:{self.proxy}", "--admin-listen", f"127.0.0.1:{self.admin}",
-             "--log-level", "warn"], stdout=log, stderr=log)
+             "--log-level", "warn", *self.store_args()], stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -370,6 +378,8 @@ def main() -> int:
     ap.add_argument("--pause", type=float, default=0.0,
                     help="each wrk connection pauses 1 ms before a request with this probability "
                          "(a load below saturation; default 0: as fast as the gateway answers)")
+    ap.add_argument("--sqlite-synchronous", choices=["full", "normal"], default=None,
+                    help="the store's SQLite synchronous setting (default: the gateway's, full)")
     ap.add_argument("--gateway-cores", default="0",
                     help="cores the whole gateway process may use (wrk stays on core 1)")
     args = ap.parse_args()
@@ -379,8 +389,9 @@ def main() -> int:
     global CONTROL_CORES
     CONTROL_CORES = {int(c) for c in args.control_cores.split(",")} if args.control_cores else None
     WRITE_EVERY = args.write_every
-    global CONTROL_POLICY, PAUSE
+    global CONTROL_POLICY, PAUSE, SYNCHRONOUS
     PAUSE = args.pause
+    SYNCHRONOUS = args.sqlite_synchronous
     if args.control_policy:
         CONTROL_POLICY = POLICIES[args.control_policy]
     if not shutil.which("wrk"):

@@ -62,10 +62,13 @@ def main() -> int:
     ap.add_argument("--writes", type=int, default=100, help="writes in all (per round: WRITES/ROUNDS)")
     ap.add_argument("--bin", default=str(cp.REPO / "target" / "release" / "tollgate"))
     ap.add_argument("--control-policy", choices=sorted(cp.POLICIES), default=None)
+    ap.add_argument("--sqlite-synchronous", choices=["full", "normal"], default=None,
+                    help="the store's SQLite synchronous setting (default: the gateway's, full)")
     ap.add_argument("--pause", type=float, default=0.0,
                     help="as control_plane.py --pause: a load below saturation")
     args = ap.parse_args()
     cp.PAUSE = args.pause
+    cp.SYNCHRONOUS = args.sqlite_synchronous
     cp.driver_on_load_core()
     per_round = max(1, args.writes // args.rounds)
     policy = cp.POLICIES.get(args.control_policy or "")

@@ -72,8 +72,23 @@ pub struct Store {
     /// needed). Commits on one connection find its page cache current; spread over the
     /// pool's, each would find the pages the last commit changed stale and read them again.
     writer: Arc<Mutex<Option<AnyConnection>>>,
+    /// SQLite: when a commit is on disk ([`Synchronous`]).
+    synchronous: Synchronous,
 }
 
+/// When a SQLite commit returns: `sqlite:PATH?synchronous=full` (the default) or `normal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every commit is on disk when the write is answered (SQLite's `FULL`: one `fsync` of
+    /// the WAL per commit).
+    #[default]
+    Full,
+    /// Commits reach the disk at the next checkpoint (SQLite's `NORMAL` in WAL mode): the
+    /// store stays consistent, and a process crash loses nothing, but a power loss or an
+    /// operating-system crash may undo the last writes that were answered. Less CPU and
+    /// fewer wake-ups per write on the cores the proxy workers use.
+    Normal,
+}
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -93,7 +108,7 @@ impl Store {
     /// rejects the credentials or does not exist, and within [`CONNECT_TIMEOUT`] when it
     /// accepts connections but does not answer.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let (backend, url, options, display_url) = parse(url)?;
+        let (backend, url, options, display_url, synchronous) = parse(url)?;
         if backend == Backend::Postgres {
             // One direct attempt first: the pool would retry a refused connection until its
             // timeout and then report only that it timed out.
@@ -119,7 +134,7 @@ impl Store {
                 url: display_url.clone(),
                 source,
             })?;
-        let store = Self::with_pool(pool, backend, url, display_url);
+        let store = Self::with_pool(pool, backend, url, display_url, synchronous);
         store.schema().await?;
         let revision = store.revision().await?;
         store.committed.send_replace(revision);
@@ -131,7 +146,7 @@ impl Store {
     /// operation fails with [`StoreError::Connect`] or [`StoreError::Timeout`] until the
     /// database answers.
     pub fn open_lazy(url: &str) -> Result<Self, StoreError> {
-        let (backend, url, options, display_url) = parse(url)?;
+        let (backend, url, options, display_url, _) = parse(url)?;
         if backend != Backend::Postgres {
             return Err(StoreError::InvalidUrl {
                 url: display_url,
@@ -139,10 +154,22 @@ impl Store {
             });
         }
         let pool = pool_options(backend).connect_lazy_with(options);
-        Ok(Self::with_pool(pool, backend, url, display_url))
+        Ok(Self::with_pool(
+            pool,
+            backend,
+            url,
+            display_url,
+            Synchronous::Full,
+        ))
     }
 
-    fn with_pool(pool: AnyPool, backend: Backend, url: String, display_url: String) -> Self {
+    fn with_pool(
+        pool: AnyPool,
+        backend: Backend,
+        url: String,
+        display_url: String,
+        synchronous: Synchronous,
+    ) -> Self {
         Self {
             pool,
             backend,
@@ -151,6 +178,7 @@ impl Store {
             schema: Arc::new(OnceCell::new()),
             committed: watch::channel(0).0,
             writer: Arc::new(Mutex::new(None)),
+            synchronous,
         }
     }
 
@@ -196,6 +224,12 @@ impl Store {
     /// The URL with credentials, for a PostgreSQL listener connection.
     pub(crate) fn secret_url(&self) -> &str {
         &self.url
+    }
+
+    /// When a SQLite commit is on disk (always [`Synchronous::Full`] for PostgreSQL, whose
+    /// server decides).
+    pub fn synchronous(&self) -> Synchronous {
+        self.synchronous
     }
 
     /// The engine.
@@ -325,7 +359,14 @@ impl Store {
         let mut slot = self.writer.lock().await;
         let mut conn = match slot.take() {
             Some(conn) => conn,
-            None => self.pool.acquire().await?.detach(),
+            None => {
+                let mut conn = self.pool.acquire().await?.detach();
+                if self.synchronous == Synchronous::Normal {
+                    use sqlx::Executor;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                }
+                conn
+            }
         };
         match write::sqlite(&mut conn, expected, unix_now(), changes, audit).await {
             Ok(committed) => {
@@ -432,13 +473,20 @@ async fn timed<T>(
 }
 
 /// Checks a store URL: the engine, the URL to connect with, its options and the URL to show.
-fn parse(url: &str) -> Result<(Backend, String, AnyConnectOptions, String), StoreError> {
+type Parsed = (Backend, String, AnyConnectOptions, String, Synchronous);
+
+fn parse(url: &str) -> Result<Parsed, StoreError> {
     sqlx::any::install_default_drivers();
     let display_url = redact(url);
-    let (backend, url) = normalize_url(url).map_err(|reason| StoreError::InvalidUrl {
+    let invalid = |reason| StoreError::InvalidUrl {
         url: display_url.clone(),
         reason,
-    })?;
+    };
+    let (backend, url) = normalize_url(url).map_err(invalid)?;
+    let (url, synchronous) = match backend {
+        Backend::Sqlite => take_synchronous(&url).map_err(invalid)?,
+        Backend::Postgres => (url, Synchronous::Full),
+    };
     if backend == Backend::Sqlite {
         create_private_file(&url).map_err(|source| StoreError::Io {
             context: format!("cannot create the store file for {display_url}"),
@@ -449,7 +497,39 @@ fn parse(url: &str) -> Result<(Backend, String, AnyConnectOptions, String), Stor
         url: display_url.clone(),
         reason: e.to_string(),
     })?;
-    Ok((backend, url, options, display_url))
+    Ok((backend, url, options, display_url, synchronous))
+}
+
+/// Takes Tollgate's own `synchronous` parameter out of a SQLite URL (the driver does not
+/// know it).
+fn take_synchronous(url: &str) -> Result<(String, Synchronous), String> {
+    let Some((path, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), Synchronous::Full));
+    };
+    let mut synchronous = Synchronous::Full;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("synchronous", value)) => {
+                synchronous = match value.to_ascii_lowercase().as_str() {
+                    "full" => Synchronous::Full,
+                    "normal" => Synchronous::Normal,
+                    _ => {
+                        return Err(format!(
+                            "synchronous={value:?}: expected full (the default) or normal"
+                        ));
+                    }
+                }
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    };
+    Ok((url, synchronous))
 }
 
 fn pool_options(backend: Backend) -> AnyPoolOptions {

@@ -23,7 +23,7 @@ mod listen;
 pub mod secrets;
 pub mod state;
 
-pub use db::{Backend, CONNECT_TIMEOUT, Loaded, NOTIFY_CHANNEL, Store, redact};
+pub use db::{Backend, CONNECT_TIMEOUT, Loaded, NOTIFY_CHANNEL, Store, Synchronous, redact};
 pub use doc::{AuditEntry, AuditQuery, AuditRecord, Change, Doc, Role, TokenRecord};
 pub use error::StoreError;
 pub use feed::{Feed, Watcher};

@@ -325,3 +325,42 @@ async fn bad_urls_are_clear_errors() {
     assert!(shown.contains("cannot connect"), "{shown}");
     assert!(!shown.contains(":pw@"), "password redacted: {shown}");
 }
+
+/// `synchronous=normal` on a SQLite URL: commits skip the per-commit fsync, and the store
+/// works as with the default (what is committed is there when the file is opened again).
+/// Any other value is refused, naming the parameter.
+#[tokio::test]
+async fn sqlite_synchronous_setting() {
+    let t = TestStore::sqlite().await;
+    assert_eq!(
+        t.open().await.synchronous(),
+        tollgate_store::Synchronous::Full
+    );
+    let url = format!("{}?synchronous=normal", t.url);
+    let store = tollgate_store::Store::open(&url).await.unwrap();
+    assert_eq!(store.synchronous(), tollgate_store::Synchronous::Normal);
+    assert_eq!(
+        store
+            .commit(0, &[put("note", "a", "{}")], &[record("x")])
+            .await
+            .unwrap(),
+        1
+    );
+    let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    // The pool's connections keep SQLite's default (FULL = 2); only commits change.
+    assert_eq!(level, 2);
+    store.close().await;
+    let store = tollgate_store::Store::open(&url).await.unwrap();
+    assert_eq!(store.revision().await.unwrap(), 1);
+    assert_eq!(store.load_all().await.unwrap().docs.len(), 1);
+    store.close().await;
+    let err = tollgate_store::Store::open(&format!("{}?synchronous=off", t.url))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidUrl { .. }), "{err}");
+    assert!(err.to_string().contains("synchronous=\"off\""), "{err}");
+    t.drop_it().await;
+}

@@ -21,7 +21,8 @@ use crate::validator::CompileValidator;
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct StoreArgs {
     /// Configuration store: `sqlite:PATH` or `postgres://USER@HOST/DB`. Default: the SQLite
-    /// file `tollgate.db` in the data directory.
+    /// file `tollgate.db` in the data directory. `sqlite:PATH?synchronous=normal` skips the
+    /// fsync per commit (consistent, but a power loss may undo the last writes).
     #[arg(long, env = "TOLLGATE_STORE")]
     pub(crate) store: Option<String>,
     /// Directory for the node's own files (SQLite store, secrets key, local copy of the last

@@ -111,9 +111,8 @@ impl Feed {
     }
 
     /// Reads the store's revision and, only if it is newer than the current state's, what
-    /// changed ([`Feed::refresh`]). The periodic check: one query where a refresh is a
-    /// transaction of several, and on SQLite each statement is a round trip to sqlx's worker
-    /// thread.
+    /// changed ([`Feed::refresh`]). The periodic check: one small query, where a refresh
+    /// reads the documents too.
     pub async fn check(&self) -> Result<(), StoreError> {
         let revision = match self.store.revision().await {
             Ok(revision) => revision,

@@ -382,17 +382,6 @@ impl Store {
         changes: &[Change],
         audit: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        if write::fits_one_statement(changes, audit) {
-            return write::postgres_statement(
-                &self.pool,
-                NOTIFY_CHANNEL,
-                expected,
-                unix_now(),
-                changes,
-                audit,
-            )
-            .await;
-        }
         let mut tx = self.pool.begin().await?;
         if !write::in_transaction(&mut tx, expected, unix_now(), changes, audit).await? {
             return Ok(false);

@@ -1,10 +1,8 @@
 //! The statements of a commit: bump the revision if it is still the expected one, write the
 //! changed documents and the audit records.
 //!
-//! On PostgreSQL a commit of a few writes (an admin write) is one statement: the bump, the
-//! writes and the notification as steps of one `WITH` ([`postgres_statement`]); a larger one
-//! is a transaction of one statement per write (the extended protocol runs one statement per
-//! query). On SQLite, sqlx runs every query on the connection's worker thread
+//! On PostgreSQL each is its own statement in a transaction (the extended protocol runs one
+//! statement per query). On SQLite, sqlx runs every query on the connection's worker thread
 //! and hands each result back across threads: a commit of one change through sqlx's
 //! transaction API was five such round trips (BEGIN, UPDATE, two INSERTs, COMMIT; BEGIN and
 //! COMMIT each a rendezvous of two wake-ups), each waking the worker and then the control
@@ -61,37 +59,12 @@ impl Params {
     }
 }
 
-/// Where an insert's row comes from: its values, or (PostgreSQL's one-statement commit) a
-/// select of them from the `bump` step, which yields no row when the store moved on.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Rows {
-    Values,
-    FromBump,
-}
-
-impl Rows {
-    fn open(self) -> &'static str {
-        match self {
-            Rows::Values => "VALUES (",
-            Rows::FromBump => "SELECT ",
-        }
-    }
-
-    fn close(self) -> &'static str {
-        match self {
-            Rows::Values => ")",
-            Rows::FromBump => " FROM bump",
-        }
-    }
-}
-
 /// Appends the upsert of one document; its parameters are kind, key, body, deleted.
-fn push_document(sql: &mut String, p: &mut Params, rows: Rows) {
+fn push_document(sql: &mut String, p: &mut Params) {
     let (r, t, f) = (p.revision, p.now, p.take(4));
-    let (open, close) = (rows.open(), rows.close());
     sql.push_str(&format!(
         "INSERT INTO documents (kind, key, body, revision, deleted, created_at, updated_at) \
-         {open}${f}, ${}, ${}, ${r}, ${}, ${t}, ${t}{close} \
+         VALUES (${f}, ${}, ${}, ${r}, ${}, ${t}, ${t}) \
          ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body, \
          revision = excluded.revision, deleted = excluded.deleted, \
          updated_at = excluded.updated_at, \
@@ -105,12 +78,11 @@ fn push_document(sql: &mut String, p: &mut Params, rows: Rows) {
 
 /// Appends the insert of one audit record; its parameters are actor, action, kind, key,
 /// before, after.
-fn push_audit(sql: &mut String, p: &mut Params, rows: Rows) {
+fn push_audit(sql: &mut String, p: &mut Params) {
     let (r, t, f) = (p.revision, p.now, p.take(6));
-    let (open, close) = (rows.open(), rows.close());
     sql.push_str(&format!(
         "INSERT INTO audit_log (revision, at, actor, action, kind, key, before, after) \
-         {open}${r}, ${t}, ${f}, ${}, ${}, ${}, ${}, ${}{close}",
+         VALUES (${r}, ${t}, ${f}, ${}, ${}, ${}, ${}, ${})",
         f + 1,
         f + 2,
         f + 3,
@@ -152,10 +124,10 @@ enum Write<'a> {
 
 impl<'a> Write<'a> {
     /// Appends this write's statement, its own parameters numbered from `p`.
-    fn push_sql(self, sql: &mut String, p: &mut Params, rows: Rows) {
+    fn push_sql(self, sql: &mut String, p: &mut Params) {
         match self {
-            Write::Document(_) => push_document(sql, p, rows),
-            Write::Audit(_) => push_audit(sql, p, rows),
+            Write::Document(_) => push_document(sql, p),
+            Write::Audit(_) => push_audit(sql, p),
         }
     }
 
@@ -265,7 +237,7 @@ async fn batched(
             if !sql.is_empty() {
                 sql.push_str(";\n");
             }
-            write.push_sql(&mut sql, &mut p, Rows::Values);
+            write.push_sql(&mut sql, &mut p);
         }
         if i == last {
             sql.push_str(";\nCOMMIT");
@@ -296,69 +268,11 @@ async fn one_by_one(
     let revision = expected + 1;
     for write in writes {
         let mut sql = String::new();
-        write.push_sql(&mut sql, &mut Params::from(1), Rows::Values);
+        write.push_sql(&mut sql, &mut Params::from(1));
         let query = write.bind(sqlx::query(&sql).bind(revision).bind(now));
         query.execute(&mut **tx).await?;
     }
     Ok(true)
-}
-
-/// Writes a PostgreSQL commit takes in one statement at most (beyond, a transaction of one
-/// statement per write): a statement binds at most 65,535 parameters, and an admin write is
-/// one or two documents and their audit records.
-const ONE_STATEMENT_UP_TO: usize = 32;
-
-/// Whether a PostgreSQL commit can be [`postgres_statement`]: small, and no document twice
-/// (one statement may not change a row twice).
-pub(super) fn fits_one_statement(changes: &[Change], audit: &[AuditRecord]) -> bool {
-    let keys = |c: &Change| match c {
-        Change::Put { kind, key, .. } | Change::Delete { kind, key } => (kind.clone(), key.clone()),
-    };
-    changes.len() + audit.len() <= ONE_STATEMENT_UP_TO && {
-        let mut seen = std::collections::HashSet::with_capacity(changes.len());
-        changes.iter().all(|c| seen.insert(keys(c)))
-    }
-}
-
-/// A PostgreSQL commit in one statement, so one round trip (a transaction of one statement
-/// per write and the notification was six or more, each waking the control runtime of the
-/// node that writes on a core its proxy workers use): the bump, the writes and the
-/// notification as data-modifying steps of one `WITH`, each write selecting its row from the
-/// bump, which yields none when the store is no longer at `expected`. A statement is atomic
-/// on its own. Returns whether it committed.
-pub(super) async fn postgres_statement(
-    pool: &sqlx::AnyPool,
-    channel: &str,
-    expected: i64,
-    now: i64,
-    changes: &[Change],
-    audit: &[AuditRecord],
-) -> Result<bool, StoreError> {
-    let writes = writes(changes, audit);
-    // $1 expected revision, $2 new revision, $3 time, $4 channel; then each write's own.
-    let mut p = Params::from(2);
-    p.take(1);
-    let mut sql = String::with_capacity(500 * (writes.len() + 1));
-    sql.push_str(
-        "WITH bump AS (UPDATE store_state SET revision = $2 WHERE id = 1 AND revision = $1 \
-         RETURNING revision)",
-    );
-    for (i, write) in writes.iter().enumerate() {
-        sql.push_str(&format!(", w{i} AS ("));
-        write.push_sql(&mut sql, &mut p, Rows::FromBump);
-        sql.push(')');
-    }
-    sql.push_str(" SELECT pg_notify($4, revision::text) FROM bump");
-    let mut query = sqlx::query(&sql)
-        .persistent(writes.len() <= CACHED_UP_TO)
-        .bind(expected)
-        .bind(expected + 1)
-        .bind(now)
-        .bind(channel);
-    for write in &writes {
-        query = write.bind(query);
-    }
-    Ok(!query.fetch_all(pool).await?.is_empty())
 }
 
 /// Inserts one audit record at `revision` (writes outside [`write`]: tokens).
@@ -369,7 +283,7 @@ pub(super) async fn insert_audit(
     record: &AuditRecord,
 ) -> Result<(), StoreError> {
     let mut sql = String::new();
-    push_audit(&mut sql, &mut Params::from(1), Rows::Values);
+    push_audit(&mut sql, &mut Params::from(1));
     bind_audit(sqlx::query(&sql).bind(revision).bind(at), record)
         .execute(&mut **tx)
         .await?;
@@ -384,9 +298,9 @@ mod tests {
     fn each_write_takes_its_own_numbered_parameters_after_the_shared_ones() {
         let mut sql = String::new();
         let mut p = Params::from(2);
-        push_document(&mut sql, &mut p, Rows::Values);
+        push_document(&mut sql, &mut p);
         sql.push_str(";\n");
-        push_audit(&mut sql, &mut p, Rows::Values);
+        push_audit(&mut sql, &mut p);
         assert_eq!(p.next, 14);
         assert!(sql.contains("VALUES ($4, $5, $6, $2, $7, $3, $3)"), "{sql}");
         assert!(

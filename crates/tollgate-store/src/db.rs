@@ -270,29 +270,23 @@ impl Store {
     /// The store's row is joined with the documents, so that it comes back alone (with
     /// NULL documents) when nothing matches.
     async fn load(&self, since: Option<i64>) -> Result<Loaded, StoreError> {
-        const COLUMNS: &str = "SELECT s.revision, d.kind, d.key, d.body, d.revision, \
-                               d.created_at, d.updated_at FROM store_state s";
         timed(async {
             self.schema().await?;
             let rows = match since {
-                None => {
-                    sqlx::query(&format!(
-                        "{COLUMNS} LEFT JOIN documents d ON d.deleted = 0 \
-                         WHERE s.id = 1 ORDER BY d.kind, d.key"
-                    ))
-                    .fetch_all(&self.pool)
-                    .await?
-                }
-                Some(after) => {
-                    sqlx::query(&format!(
-                        "{COLUMNS} LEFT JOIN documents d ON d.revision > $1 \
-                         WHERE s.id = 1 ORDER BY d.revision, d.kind, d.key"
-                    ))
-                    .bind(after)
-                    .fetch_all(&self.pool)
-                    .await?
-                }
-            };
+                None => sqlx::query(concat!(
+                    "SELECT s.revision, d.kind, d.key, d.body, d.revision, d.created_at, ",
+                    "d.updated_at FROM store_state s LEFT JOIN documents d ON d.deleted = 0 ",
+                    "WHERE s.id = 1 ORDER BY d.kind, d.key"
+                )),
+                Some(after) => sqlx::query(concat!(
+                    "SELECT s.revision, d.kind, d.key, d.body, d.revision, d.created_at, ",
+                    "d.updated_at FROM store_state s LEFT JOIN documents d ON d.revision > $1 ",
+                    "WHERE s.id = 1 ORDER BY d.revision, d.kind, d.key"
+                ))
+                .bind(after),
+            }
+            .fetch_all(&self.pool)
+            .await?;
             let Some(first) = rows.first() else {
                 return Err(sqlx::Error::RowNotFound.into());
             };

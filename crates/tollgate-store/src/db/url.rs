@@ -36,15 +36,16 @@ pub(super) fn parse(url: &str) -> Result<Parsed, StoreError> {
     };
     let (backend, url) = normalize_url(url).map_err(invalid)?;
     let (url, synchronous) = match backend {
-        Backend::Sqlite => take_synchronous(&url).map_err(invalid)?,
+        Backend::Sqlite => {
+            let (url, synchronous) = take_synchronous(&url).map_err(invalid)?;
+            create_private_file(&url).map_err(|source| StoreError::Io {
+                context: format!("cannot create the store file for {display_url}"),
+                source,
+            })?;
+            (url, synchronous)
+        }
         Backend::Postgres => (url, Synchronous::Full),
     };
-    if backend == Backend::Sqlite {
-        create_private_file(&url).map_err(|source| StoreError::Io {
-            context: format!("cannot create the store file for {display_url}"),
-            source,
-        })?;
-    }
     let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::InvalidUrl {
         url: display_url.clone(),
         reason: e.to_string(),

@@ -49,7 +49,7 @@ impl State {
     /// (hashed or encrypted) form.
     /// `listen` is the node's own (listeners are not stored).
     pub fn to_config(&self, listen: Listen) -> Config {
-        self.to_config_reusing(listen, &mut Projection::default())
+        self.config_with(listen, self.project_apis(&mut Projection::default()))
     }
 
     /// [`State::to_config`], sharing from `projection` the definitions of API versions whose
@@ -212,13 +212,18 @@ mod tests {
 
     const CONFIG: &str = "services:\n  - {name: s, mock: {status: 200}}\napis:\n  - name: a\n    routes: [{name: r, paths: [/a], service: s}]\n  - name: b\n    routes: [{name: r, paths: [/b], service: s}]\n";
 
-    #[test]
-    fn a_reusing_projection_equals_a_fresh_one_after_changes() {
+    /// The state `CONFIG` describes.
+    fn loaded() -> State {
         let config = parse_config(CONFIG, Format::Yaml, "t.yaml").unwrap();
         let key = SecretKey::from_bytes(&[7; 32]).unwrap();
         let mut writer = Writer::new(&State::default(), "t");
         writer.apply_config(&config, &key).unwrap();
-        let mut state = writer.finish().state;
+        writer.finish().state
+    }
+
+    #[test]
+    fn a_reusing_projection_equals_a_fresh_one_after_changes() {
+        let mut state = loaded();
         let mut projection = Projection::default();
         let first = state.to_config_reusing(Listen::default(), &mut projection);
         assert_eq!(first, state.to_config(Listen::default()));
@@ -257,11 +262,7 @@ mod tests {
 
     #[test]
     fn a_write_that_leaves_versions_and_deployments_alone_shares_every_definition() {
-        let config = parse_config(CONFIG, Format::Yaml, "t.yaml").unwrap();
-        let key = SecretKey::from_bytes(&[7; 32]).unwrap();
-        let mut writer = Writer::new(&State::default(), "t");
-        writer.apply_config(&config, &key).unwrap();
-        let mut state = writer.finish().state;
+        let mut state = loaded();
         let mut projection = Projection::default();
         let first = state.to_config_reusing(Listen::default(), &mut projection);
         // A global policy: the APIs are the same shared definitions, the policy is new.

@@ -62,6 +62,7 @@ pub async fn run(mut snapshot: Snapshot, request: DebugRequest) -> Result<DebugR
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             https: None,
             workers: 1,
+            worker_slice: None,
         },
         SnapshotHandle::new(snapshot),
         ProxyMetrics::new(&mut registry),

@@ -25,6 +25,7 @@ mod request_id;
 mod response_body;
 mod rewind;
 mod server;
+pub mod slice;
 mod upgrade;
 mod values;
 

@@ -30,6 +30,8 @@ pub struct ProxyConfig {
     pub https: Option<SocketAddr>,
     /// Worker threads (at least 1).
     pub workers: usize,
+    /// The scheduler slice the workers ask for ([`crate::slice`]; `None`: the kernel's).
+    pub worker_slice: Option<std::time::Duration>,
 }
 
 /// The data plane.
@@ -76,9 +78,15 @@ impl Proxy {
         for (index, (http, https)) in sockets.into_iter().enumerate() {
             let shared = shared.clone();
             let rx = rx.clone();
+            let slice = config.worker_slice;
             let thread = std::thread::Builder::new()
                 .name(format!("tollgate-worker-{index}"))
                 .spawn(move || {
+                    if let Some(slice) = slice
+                        && let Err(e) = crate::slice::set_for_this_thread(slice)
+                    {
+                        tracing::warn!(error = %e, "cannot set the worker's scheduler slice");
+                    }
                     let runtime = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()

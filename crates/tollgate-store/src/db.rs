@@ -14,15 +14,19 @@ use std::sync::Arc;
 
 use sqlx::Connection;
 use sqlx::any::AnyPoolOptions;
+use sqlx::any::AnyRow;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyConnection, AnyPool, Row};
-use tokio::sync::{Mutex, OnceCell, watch};
+use tokio::sync::{OnceCell, watch};
 
 use crate::{AuditEntry, AuditQuery, AuditRecord, Change, Doc, StoreError};
 
+mod held;
 mod tokens;
 mod url;
 mod write;
+
+use held::Held;
 
 use url::parse;
 pub use url::{Synchronous, redact};
@@ -70,10 +74,13 @@ pub struct Store {
     /// Set once the schema is known to be current (migrations applied).
     schema: Arc<OnceCell<()>>,
     committed: watch::Sender<i64>,
-    /// SQLite: the connection every commit goes through (taken out of the pool when first
-    /// needed). Commits on one connection find its page cache current; spread over the
-    /// pool's, each would find the pages the last commit changed stale and read them again.
-    writer: Arc<Mutex<Option<AnyConnection>>>,
+    /// The connection every commit goes through. SQLite: commits on one connection find its
+    /// page cache current; spread over the pool's, each would find the pages the last commit
+    /// changed stale and read them again. PostgreSQL: no pings around each commit ([`held`]).
+    writer: Arc<Held>,
+    /// PostgreSQL: the connection the change feed's reads go through ([`held`]); SQLite's
+    /// reads use the pool (several may run at once, and a ping there is no network trip).
+    reader: Arc<Held>,
     /// SQLite: when a commit is on disk ([`Synchronous`]).
     synchronous: Synchronous,
 }
@@ -166,7 +173,10 @@ impl Store {
             display_url,
             schema: Arc::new(OnceCell::new()),
             committed: watch::channel(0).0,
-            writer: Arc::new(Mutex::new(None)),
+            writer: Arc::new(Held::new(
+                (synchronous == Synchronous::Normal).then_some("PRAGMA synchronous = NORMAL"),
+            )),
+            reader: Arc::new(Held::new(None)),
             synchronous,
         }
     }
@@ -245,9 +255,10 @@ impl Store {
     pub async fn revision(&self) -> Result<i64, StoreError> {
         timed(async {
             self.schema().await?;
-            let row = sqlx::query("SELECT revision FROM store_state WHERE id = 1")
-                .fetch_one(&self.pool)
+            let rows = self
+                .read(|| sqlx::query("SELECT revision FROM store_state WHERE id = 1"))
                 .await?;
+            let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
             Ok(row.try_get::<i64, _>(0)?)
         })
         .await
@@ -272,21 +283,7 @@ impl Store {
     async fn load(&self, since: Option<i64>) -> Result<Loaded, StoreError> {
         timed(async {
             self.schema().await?;
-            let rows = match since {
-                None => sqlx::query(concat!(
-                    "SELECT s.revision, d.kind, d.key, d.body, d.revision, d.created_at, ",
-                    "d.updated_at FROM store_state s LEFT JOIN documents d ON d.deleted = 0 ",
-                    "WHERE s.id = 1 ORDER BY d.kind, d.key"
-                )),
-                Some(after) => sqlx::query(concat!(
-                    "SELECT s.revision, d.kind, d.key, d.body, d.revision, d.created_at, ",
-                    "d.updated_at FROM store_state s LEFT JOIN documents d ON d.revision > $1 ",
-                    "WHERE s.id = 1 ORDER BY d.revision, d.kind, d.key"
-                ))
-                .bind(after),
-            }
-            .fetch_all(&self.pool)
-            .await?;
+            let rows = self.read(|| load_query(since)).await?;
             let Some(first) = rows.first() else {
                 return Err(sqlx::Error::RowNotFound.into());
             };
@@ -308,6 +305,25 @@ impl Store {
             Ok(Loaded { revision, docs })
         })
         .await
+    }
+
+    /// Runs a read of the change feed: on PostgreSQL on the reader connection, made again on a
+    /// new one when the held connection turns out to be closed ([`held`]); on SQLite on the
+    /// pool.
+    async fn read(&self, query: impl Fn() -> Query) -> Result<Vec<AnyRow>, StoreError> {
+        if self.backend == Backend::Sqlite {
+            return Ok(query().fetch_all(&self.pool).await?);
+        }
+        let mut lease = self.reader.lease(&self.pool).await?;
+        let rows = match query().fetch_all(lease.conn()).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                lease.renew(&self.pool, e).await?;
+                query().fetch_all(lease.conn()).await?
+            }
+        };
+        lease.keep();
+        Ok(rows)
     }
 
     /// Commits a change set atomically if the store is still at `expected`; returns the new
@@ -344,40 +360,43 @@ impl Store {
         changes: &[Change],
         audit: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        let mut slot = self.writer.lock().await;
-        let mut conn = match slot.take() {
-            Some(conn) => conn,
-            None => {
-                let mut conn = self.pool.acquire().await?.detach();
-                if self.synchronous == Synchronous::Normal {
-                    use sqlx::Executor;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                }
-                conn
-            }
-        };
-        match write::sqlite(&mut conn, expected, unix_now(), changes, audit).await {
+        let mut lease = self.writer.lease(&self.pool).await?;
+        match write::sqlite(lease.conn(), expected, unix_now(), changes, audit).await {
             Ok(committed) => {
-                *slot = Some(conn);
+                lease.keep();
                 Ok(committed)
             }
             Err(failed) => {
                 if !failed.poisoned {
-                    *slot = Some(conn);
+                    lease.keep();
                 }
                 Err(failed.error)
             }
         }
     }
 
+    /// A transaction on the writer connection. Only its `BEGIN` is retried (on a new
+    /// connection, when the held one turns out to be closed): a commit whose connection died
+    /// later is reported failed, never sent twice.
     async fn commit_postgres(
         &self,
         expected: i64,
         changes: &[Change],
         audit: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if !write::in_transaction(&mut tx, expected, unix_now(), changes, audit).await? {
+        let mut lease = self.writer.lease(&self.pool).await?;
+        // At most twice: `renew` opens a new connection only in place of a reused one.
+        let mut tx = loop {
+            let failed = match lease.conn().begin().await {
+                Ok(tx) => break tx,
+                Err(e) => e,
+            };
+            lease.renew(&self.pool, failed).await?;
+        };
+        let now = unix_now();
+        if !write::in_transaction(&mut tx, expected, now, changes, audit).await? {
+            tx.rollback().await?;
+            lease.keep();
             return Ok(false);
         }
         sqlx::query("SELECT pg_notify($1, $2)")
@@ -386,6 +405,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        lease.keep();
         Ok(true)
     }
 
@@ -440,9 +460,8 @@ impl Store {
 
     /// Closes the pool (waits for connections to be returned) and the writer connection.
     pub async fn close(&self) {
-        if let Some(conn) = self.writer.lock().await.take() {
-            let _ = conn.close().await;
-        }
+        self.writer.close().await;
+        self.reader.close().await;
         self.pool.close().await;
     }
 }
@@ -460,11 +479,32 @@ async fn timed<T>(
     }
 }
 
+/// A query with its arguments, owning them.
+type Query = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>>;
+
+/// The feed's read: every live document (`None`), or what was written after a revision.
+fn load_query(since: Option<i64>) -> Query {
+    match since {
+        None => sqlx::query(concat!(
+            "SELECT s.revision, d.kind, d.key, d.body, d.revision, d.created_at, ",
+            "d.updated_at FROM store_state s LEFT JOIN documents d ON d.deleted = 0 ",
+            "WHERE s.id = 1 ORDER BY d.kind, d.key"
+        )),
+        Some(after) => sqlx::query(concat!(
+            "SELECT s.revision, d.kind, d.key, d.body, d.revision, d.created_at, ",
+            "d.updated_at FROM store_state s LEFT JOIN documents d ON d.revision > $1 ",
+            "WHERE s.id = 1 ORDER BY d.revision, d.kind, d.key"
+        ))
+        .bind(after),
+    }
+}
+
 fn pool_options(backend: Backend) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(match backend {
             Backend::Sqlite => 4,
-            Backend::Postgres => 8,
+            // Plus the writer and reader connections held out of it ([`held`]): 8 in all.
+            Backend::Postgres => 6,
         })
         .acquire_timeout(CONNECT_TIMEOUT)
         // A PostgreSQL connection may have died with the server: it is pinged before use. A

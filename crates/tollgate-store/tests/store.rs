@@ -364,3 +364,52 @@ async fn sqlite_synchronous_setting() {
     assert!(err.to_string().contains("synchronous=\"off\""), "{err}");
     t.drop_it().await;
 }
+
+/// A PostgreSQL store keeps one connection for its commits and one for its feed reads, out
+/// of the pool and without the pool's pings. When the server closes them (a restart, an
+/// idle-session timeout, an operator's `pg_terminate_backend`), the next commit and the
+/// next reads go through on new connections, and the commit is made once.
+#[tokio::test]
+async fn postgres_held_connections_closed_by_the_server_are_replaced() {
+    use sqlx::Connection;
+    let t = TestStore::postgres().await;
+    let store = t.open().await;
+    assert_eq!(
+        store
+            .commit(0, &[put("note", "a", "{}")], &[])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.load_since(0).await.unwrap().docs.len(), 1);
+    let database = t.url.rsplit_once('/').unwrap().1.to_owned();
+    let mut admin = sqlx::PgConnection::connect(&common::postgres_admin_url())
+        .await
+        .unwrap();
+    let terminated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()) t",
+    )
+    .bind(&database)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        terminated >= 2,
+        "the held connections were open: {terminated}"
+    );
+    assert_eq!(store.revision().await.unwrap(), 1);
+    assert_eq!(
+        store
+            .commit(1, &[put("note", "b", "{}")], &[])
+            .await
+            .unwrap(),
+        2
+    );
+    let delta = store.load_since(1).await.unwrap();
+    assert_eq!((delta.revision, delta.docs.len()), (2, 1));
+    assert_eq!(delta.docs[0].key, "b");
+    drop(admin);
+    store.close().await;
+    t.drop_it().await;
+}

@@ -230,6 +230,8 @@ fn serve(
                 http: listen.proxy,
                 https,
                 workers,
+                worker_slice: tollgate_proxy::slice::configured()
+                    .map_err(|e| (format!("tollgate: {e}"), 2))?,
             },
             handle.clone(),
             metrics,

@@ -8,7 +8,7 @@
 //! node of a cluster as one commit and one read per node: four of its round trips per node
 //! were pings. A held connection skips both and finds out it is dead the way the ping would
 //! have, from its first statement; the work is then run once more on a new connection when
-//! the failure left nothing done ([`Failure::retry`]).
+//! the failure left nothing done ([`Lease::renew`]).
 //!
 //! The connection is taken out of its slot while work runs and put back only when the work
 //! finished cleanly, so a caller cancelled midway (or timed out) drops it, which closes it and

@@ -5,7 +5,7 @@
 //! connection is being served; on a proxy's short request/response exchanges that machinery was
 //! the largest part of the user-space work per request. Here the connection's task parses the
 //! head ([`request`]), polls the request's future itself, feeds the request body on demand, and
-//! writes the response head and body with vectored writes ([`response`], [`write`]), in one
+//! writes the response head and body with vectored writes ([`response`], [`mod@write`]), in one
 //! state machine ([`conn`]); the request body goes to its consumer only when asked for
 //! ([`feed`]).
 //!

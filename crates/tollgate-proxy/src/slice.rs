@@ -43,6 +43,29 @@ fn parse(value: &str) -> Result<Option<Duration>, String> {
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 pub fn set_for_this_thread(slice: Duration) -> std::io::Result<()> {
+    let mut attr = this_thread()?;
+    if attr.sched_policy != libc::SCHED_OTHER as u32 {
+        // Real-time or idle workers: the slice means nothing there (and an unprivileged thread
+        // could not set them back).
+        return Ok(());
+    }
+    attr.sched_flags = 0;
+    attr.sched_runtime = u64::try_from(slice.as_nanos()).map_err(std::io::Error::other)?;
+    // SAFETY: `sched_setattr(0, attr, 0)` reads `attr.size` bytes of `attr`, a live
+    // `sched_attr` whose `size` field is its own size; it changes only the calling thread's
+    // scheduling (same policy and nice value, a new slice length).
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, std::ptr::from_ref(&attr), 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The calling thread's scheduling attributes (`size` set to the struct's).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn this_thread() -> std::io::Result<libc::sched_attr> {
     let size =
         u32::try_from(std::mem::size_of::<libc::sched_attr>()).map_err(std::io::Error::other)?;
     // SAFETY: all-zero bytes are a valid `sched_attr` (a plain struct of integers).
@@ -61,23 +84,8 @@ pub fn set_for_this_thread(slice: Duration) -> std::io::Result<()> {
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    if attr.sched_policy != libc::SCHED_OTHER as u32 {
-        // Real-time or idle workers: the slice means nothing there (and an unprivileged thread
-        // could not set them back).
-        return Ok(());
-    }
     attr.size = size;
-    attr.sched_flags = 0;
-    attr.sched_runtime = u64::try_from(slice.as_nanos()).map_err(std::io::Error::other)?;
-    // SAFETY: `sched_setattr(0, attr, 0)` reads `attr.size` bytes of `attr`, a live
-    // `sched_attr` whose `size` field is its own size; it changes only the calling thread's
-    // scheduling (same policy and nice value, a new slice length).
-    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, std::ptr::from_ref(&attr), 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    Ok(attr)
 }
 
 /// Elsewhere: the scheduler's default.
@@ -113,20 +121,7 @@ mod tests {
             // SAFETY: as above; nice 5 for this test thread only (a per-thread attribute).
             assert_eq!(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 5) }, 0);
             set_for_this_thread(Duration::from_micros(300)).unwrap();
-            let size = std::mem::size_of::<libc::sched_attr>() as u32;
-            // SAFETY: as in `set_for_this_thread`.
-            let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
-            // SAFETY: as in `set_for_this_thread`.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_sched_getattr,
-                    0,
-                    std::ptr::from_mut(&mut attr),
-                    size,
-                    0,
-                )
-            };
-            assert_eq!(rc, 0);
+            let attr = this_thread().unwrap();
             assert_eq!(attr.sched_nice, 5);
             if has_custom_slices() {
                 assert_eq!(attr.sched_runtime, 300_000);

@@ -74,6 +74,8 @@ pub struct Store {
     /// Set once the schema is known to be current (migrations applied).
     schema: Arc<OnceCell<()>>,
     committed: watch::Sender<i64>,
+    /// The revisions commits through this handle are making now ([`Store::committed_here`]).
+    committing: watch::Sender<Vec<i64>>,
     /// The connection every commit goes through. SQLite: commits on one connection find its
     /// page cache current; spread over the pool's, each would find the pages the last commit
     /// changed stale and read them again. PostgreSQL: no pings around each commit ([`held`]).
@@ -173,6 +175,7 @@ impl Store {
             display_url,
             schema: Arc::new(OnceCell::new()),
             committed: watch::channel(0).0,
+            committing: watch::channel(Vec::new()).0,
             writer: Arc::new(Held::new(
                 (synchronous == Synchronous::Normal).then_some("PRAGMA synchronous = NORMAL"),
             )),
@@ -249,6 +252,24 @@ impl Store {
     /// Revisions committed through this handle (and its clones), as they happen.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.committed.subscribe()
+    }
+
+    /// Whether `revision` was committed through this handle (or its clones), after waiting
+    /// (up to [`OPERATION_TIMEOUT`]) for a commit through it that is making that revision
+    /// now. A committer publishes what it committed itself ([`crate::Feed::install`]), so a
+    /// change notification of such a revision needs no read: on PostgreSQL the notification
+    /// of a node's own commit often arrives before the commit's own answer.
+    pub async fn committed_here(&self, revision: i64) -> bool {
+        let mut committing = self.committing.subscribe();
+        let settled = committing.wait_for(|revisions| !revisions.contains(&revision));
+        // A commit cannot outlast its timeout; a wait that did is answered "not here".
+        if tokio::time::timeout(OPERATION_TIMEOUT, settled)
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        *self.committed.borrow() >= revision
     }
 
     /// The store's current revision.
@@ -334,6 +355,7 @@ impl Store {
         changes: &[Change],
         audit: &[AuditRecord],
     ) -> Result<i64, StoreError> {
+        let making = Committing::start(&self.committing, expected + 1);
         let revision = timed(async {
             self.schema().await?;
             let committed = match self.backend {
@@ -348,6 +370,7 @@ impl Store {
         })
         .await?;
         self.committed.send_replace(revision);
+        drop(making);
         Ok(revision)
     }
 
@@ -476,6 +499,30 @@ async fn timed<T>(
         }
         Ok(result) => result,
         Err(_) => Err(StoreError::Timeout(OPERATION_TIMEOUT)),
+    }
+}
+
+/// A commit under way in [`Store::committing`], from its start until it is recorded as
+/// committed, failed or cancelled (dropped).
+struct Committing<'a> {
+    making: &'a watch::Sender<Vec<i64>>,
+    revision: i64,
+}
+
+impl<'a> Committing<'a> {
+    fn start(making: &'a watch::Sender<Vec<i64>>, revision: i64) -> Self {
+        making.send_modify(|revisions| revisions.push(revision));
+        Self { making, revision }
+    }
+}
+
+impl Drop for Committing<'_> {
+    fn drop(&mut self) {
+        self.making.send_modify(|revisions| {
+            if let Some(i) = revisions.iter().position(|&r| r == self.revision) {
+                revisions.swap_remove(i);
+            }
+        });
     }
 }
 

@@ -99,6 +99,7 @@ impl Feed {
             Ok(delta) => delta,
             Err(e) => return Err(self.failed(e)),
         };
+        self.health.send_modify(|h| h.reads += 1);
         self.reached(delta.revision);
         if delta.revision <= current.revision {
             return Ok(current);

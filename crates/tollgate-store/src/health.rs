@@ -24,6 +24,9 @@ pub struct StoreHealth {
     pub errors: u64,
     /// Change notifications received.
     pub notifications: u64,
+    /// Reads of what changed since the state's revision (after a notification, a poll that
+    /// found a newer revision, or a commit through this node that it had not published).
+    pub reads: u64,
     /// Full re-reads of the store (after every (re)connection of the notification listener).
     pub resyncs: u64,
 }

@@ -58,7 +58,9 @@ async fn listen(feed: &Arc<Feed>, failures: &mut u32) -> bool {
             Ok(Some(notification)) => {
                 let revision = notification.payload().parse::<i64>().unwrap_or(i64::MAX);
                 feed.notified();
+                // This node's own commits are published by the committer.
                 if revision > feed.current().revision
+                    && !feed.store().committed_here(revision).await
                     && let Err(e) = feed.refresh().await
                 {
                     tracing::warn!(store = feed.store().display_url(), error = %e, "cannot read a notified change; the poll will retry");

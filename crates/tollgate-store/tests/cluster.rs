@@ -1,15 +1,17 @@
-//! What cluster nodes rely on: notifications pushed to a second handle, a full resync, a store
-//! opened lazily while unreachable that catches up once it answers, and the state's documents
-//! round-tripping through the local cache form.
+//! What cluster nodes rely on: notifications pushed to a second handle, a full resync, a node's
+//! own commits published without reading them back, a store opened lazily while unreachable
+//! that catches up once it answers, and the state's documents round-tripping through the
+//! local cache form.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestStore;
-use tollgate_store::{Change, Feed, State, Store, StoreError};
+use tollgate_store::{Change, Feed, Policies, State, Store, StoreError, Writer};
 
 fn service(name: &str) -> Change {
     Change::Put {
@@ -54,6 +56,98 @@ async fn postgres_notifications_reach_another_node_without_polling() {
     assert_eq!(health.revision, revision);
     assert!(health.notifications >= 1, "{health:?}");
     assert!(health.resyncs >= 1, "the listener resyncs when it connects");
+    t.drop_it().await;
+}
+
+async fn wait_listening(feed: &Feed) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while feed.health().listening != Some(true) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("listener up");
+}
+
+#[tokio::test]
+async fn postgres_a_nodes_own_commits_are_not_read_back() {
+    let t = TestStore::postgres().await;
+    let feed = Feed::open(t.open().await).await.unwrap();
+    let _watch = feed.watch(Duration::from_secs(3600));
+    wait_listening(&feed).await;
+    let before = feed.health();
+    for i in 0..10 {
+        // As the admin API's write path does: commit, then publish what was committed.
+        let base = feed.current();
+        let mut writer = Writer::new(&base, "tester");
+        let policy = serde_json::from_value(serde_json::json!({
+            "name": "response-headers", "config": {"set": {"x-rev": i.to_string()}}
+        }))
+        .unwrap();
+        writer
+            .upsert::<Policies>("response-headers".into(), policy, None)
+            .unwrap();
+        let prepared = writer.finish();
+        let store = feed.store();
+        let revision = store
+            .commit(prepared.base_revision, &prepared.changes, &prepared.audit)
+            .await
+            .unwrap();
+        let mut state = prepared.state;
+        state.revision = revision;
+        feed.install(Arc::new(state));
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while feed.health().notifications < before.notifications + i + 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the notification of the node's own commit arrives");
+    }
+    // Let a read the last notification started finish.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = feed.health();
+    assert_eq!(after.revision, before.revision + 10);
+    assert_eq!(after.reads, before.reads, "{after:?}");
+    t.drop_it().await;
+}
+
+#[tokio::test]
+async fn postgres_committed_here_waits_for_the_commit_in_flight() {
+    let t = TestStore::postgres().await;
+    let store = t.open().await;
+    let other = t.open().await;
+    // Another session holds the revision's row, so the commit waits at its bump.
+    let mut blocker = store.pool().begin().await.unwrap();
+    sqlx::query("SELECT revision FROM store_state WHERE id = 1 FOR UPDATE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let committing = tokio::spawn({
+        let store = store.clone();
+        async move { store.commit(0, &[service("a")], &[]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = tokio::spawn({
+        let store = store.clone();
+        async move { store.committed_here(1).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !asked.is_finished(),
+        "answered before the commit in flight ended"
+    );
+    assert!(
+        !other.committed_here(1).await,
+        "another handle commits nothing"
+    );
+    blocker.rollback().await.unwrap();
+    assert_eq!(committing.await.unwrap().unwrap(), 1);
+    assert!(
+        asked.await.unwrap(),
+        "revision 1 was committed through this handle"
+    );
+    assert!(!other.committed_here(1).await);
     t.drop_it().await;
 }
 

@@ -23,6 +23,7 @@ pub(crate) fn export_metrics(feed: &Arc<Feed>, registry: &mut Registry) {
     let from_cache = Gauge::<i64>::default();
     let errors = Counter::<u64>::default();
     let notifications = Counter::<u64>::default();
+    let reads = Counter::<u64>::default();
     let resyncs = Counter::<u64>::default();
     registry.register(
         "tollgate_store_reachable",
@@ -55,6 +56,11 @@ pub(crate) fn export_metrics(feed: &Arc<Feed>, registry: &mut Registry) {
         notifications.clone(),
     );
     registry.register(
+        "tollgate_store_reads",
+        "Reads of what changed in the store since the revision this node had",
+        reads.clone(),
+    );
+    registry.register(
         "tollgate_store_resyncs",
         "Full re-reads of the store (after each connection of the change listener)",
         resyncs.clone(),
@@ -70,6 +76,7 @@ pub(crate) fn export_metrics(feed: &Arc<Feed>, registry: &mut Registry) {
             from_cache.set(i64::from(h.from_cache));
             errors.inc_by(h.errors.saturating_sub(last.errors));
             notifications.inc_by(h.notifications.saturating_sub(last.notifications));
+            reads.inc_by(h.reads.saturating_sub(last.reads));
             resyncs.inc_by(h.resyncs.saturating_sub(last.resyncs));
             last = h;
             if changes.changed().await.is_err() {

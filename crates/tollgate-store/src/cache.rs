@@ -23,10 +23,13 @@ const FORMAT: u32 = 1;
 #[derive(Debug, Clone)]
 pub struct StateCache {
     path: PathBuf,
-    /// The bodies of the last file written, by (kind, key), with the object's revision: an
-    /// unchanged object is not serialized again (at 10,000 routes, serializing every API
-    /// version took milliseconds of CPU per save).
-    written: HashMap<(String, String), (i64, String)>,
+    /// What the last file written held, by (kind, key): the object's revision and its
+    /// element of the `docs` array as written. An unchanged object is neither serialized
+    /// again nor escaped again into the file (at 10,000 routes, serializing every API version
+    /// took milliseconds of CPU per save, and escaping the bodies into the file as much again).
+    written: HashMap<(String, String), (i64, Vec<u8>)>,
+    /// Length of the last file written: the next one is about as long.
+    last_len: usize,
 }
 
 /// What [`StateCache::load`] found.
@@ -40,35 +43,44 @@ pub struct Cached {
     pub saved_at: i64,
 }
 
-#[derive(Serialize, Deserialize)]
+/// The file as read. It is written as [`Header`] followed by the `docs` array, each element a
+/// [`CachedDoc`].
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CacheFile {
     format: u32,
     store: String,
     revision: i64,
     saved_at: i64,
-    #[serde(serialize_with = "paced_docs")]
     docs: Vec<CachedDoc>,
 }
 
-/// Serializes the documents one by one with a pacing point between them (an API version's
-/// document can hold hundreds of routes; see `tollgate_pace`).
-fn paced_docs<S: serde::Serializer>(docs: &[CachedDoc], serializer: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let mut seq = serializer.serialize_seq(Some(docs.len()))?;
-    for doc in docs {
-        tollgate_pace::check();
-        seq.serialize_element(doc)?;
-    }
-    seq.end()
+/// The fields of [`CacheFile`] before `docs`.
+#[derive(Serialize)]
+struct Header<'a> {
+    format: u32,
+    store: &'a str,
+    revision: i64,
+    saved_at: i64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CachedDoc {
     kind: String,
     key: String,
     body: String,
+    revision: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// A [`CachedDoc`] to write.
+#[derive(Serialize)]
+struct DocToWrite<'a> {
+    kind: &'a str,
+    key: &'a str,
+    body: &'a str,
     revision: i64,
     created_at: i64,
     updated_at: i64,
@@ -80,6 +92,7 @@ impl StateCache {
         Self {
             path: data_dir.join(FILE_NAME),
             written: HashMap::new(),
+            last_len: 0,
         }
     }
 
@@ -91,43 +104,59 @@ impl StateCache {
     /// Writes `state` read from `store` (a display URL). Blocking: call it off the request
     /// path (it is a few MB at 10,000 routes).
     pub fn save(&mut self, state: &State, store: &str) -> Result<(), StoreError> {
-        let written = &self.written;
+        let mut before = std::mem::take(&mut self.written);
+        // Objects written before at the same revision get an empty body here: their element
+        // is copied from `before` below, under the same condition.
         let loaded = state.to_loaded_reusing(&mut |kind, key, revision| {
-            written
+            before
                 .get(&(kind.to_owned(), key.to_owned()))
-                .filter(|(at, _)| *at == revision)
-                .map(|(_, body)| body.clone())
+                .is_some_and(|(at, _)| *at == revision)
+                .then(String::new)
         })?;
-        let file = CacheFile {
-            format: FORMAT,
-            store: store.to_owned(),
-            revision: loaded.revision,
-            saved_at: crate::db::unix_now(),
-            docs: loaded
-                .docs
-                .into_iter()
-                .filter_map(|d| {
-                    Some(CachedDoc {
-                        body: d.body?,
-                        kind: d.kind,
-                        key: d.key,
-                        revision: d.revision,
-                        created_at: d.created_at,
-                        updated_at: d.updated_at,
-                    })
-                })
-                .collect(),
-        };
-        let bytes = serde_json::to_vec(&file).map_err(|e| StoreError::Corrupt {
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt {
             kind: "cache".into(),
             key: self.path.display().to_string(),
             reason: e.to_string(),
-        })?;
-        self.written = file
-            .docs
-            .into_iter()
-            .map(|d| ((d.kind, d.key), (d.revision, d.body)))
-            .collect();
+        };
+        let mut bytes = Vec::with_capacity(self.last_len + 4096);
+        serde_json::to_writer(
+            &mut bytes,
+            &Header {
+                format: FORMAT,
+                store,
+                revision: loaded.revision,
+                saved_at: crate::db::unix_now(),
+            },
+        )
+        .map_err(corrupt)?;
+        bytes.pop(); // the header's closing brace: the docs follow
+        bytes.extend_from_slice(b",\"docs\":[");
+        let mut written = HashMap::with_capacity(loaded.docs.len());
+        for doc in loaded.docs {
+            tollgate_pace::check();
+            let Some(body) = doc.body else { continue };
+            let at = (doc.kind, doc.key);
+            let element = match before.remove(&at) {
+                Some((revision, element)) if revision == doc.revision => element,
+                _ => serde_json::to_vec(&DocToWrite {
+                    kind: &at.0,
+                    key: &at.1,
+                    body: &body,
+                    revision: doc.revision,
+                    created_at: doc.created_at,
+                    updated_at: doc.updated_at,
+                })
+                .map_err(corrupt)?,
+            };
+            if !written.is_empty() {
+                bytes.push(b',');
+            }
+            bytes.extend_from_slice(&element);
+            written.insert(at, (doc.revision, element));
+        }
+        bytes.extend_from_slice(b"]}");
+        self.written = written;
+        self.last_len = bytes.len();
         self.write_atomically(&bytes)
             .map_err(|source| StoreError::Io {
                 context: format!("cannot write the state cache {}", self.path.display()),
@@ -319,6 +348,37 @@ mod tests {
         let mut fresh = StateCache::in_dir(&dir.0);
         fresh.save(&same_revision, store).unwrap();
         assert_eq!(url(&fresh), "http://127.0.0.1:9002");
+    }
+
+    #[test]
+    fn a_save_reusing_elements_writes_what_a_fresh_save_writes() {
+        let dir = TempDir::new();
+        let fresh_dir = TempDir::new();
+        let store = "postgres://tollgate@db/tollgate?application_name=\"quoted\"";
+        let mut state = state();
+        let mut second = (*state.services["billing"]).clone();
+        second.value.name = "orders".into();
+        Arc::make_mut(&mut state.services).insert("orders".into(), Arc::new(second));
+        let mut cache = StateCache::in_dir(&dir.0);
+        cache.save(&state, store).unwrap();
+        // One object changed, one not; then nothing changed.
+        let changed = with_target(state, "http://127.0.0.1:9001", 41);
+        cache.save(&changed, store).unwrap();
+        cache.save(&changed, store).unwrap();
+        StateCache::in_dir(&fresh_dir.0)
+            .save(&changed, store)
+            .unwrap();
+        let read = |dir: &TempDir| {
+            let mut file: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.0.join(FILE_NAME)).unwrap()).unwrap();
+            file.as_object_mut().unwrap().remove("saved_at");
+            file
+        };
+        assert_eq!(read(&dir), read(&fresh_dir));
+        assert_eq!(read(&dir)["docs"].as_array().unwrap().len(), 2);
+        let loaded = cache.load().unwrap().unwrap();
+        assert_eq!(loaded.store, store);
+        assert_eq!(loaded.state.services, changed.services);
     }
 
     #[test]

@@ -258,7 +258,7 @@ impl Store {
     /// (up to [`OPERATION_TIMEOUT`]) for a commit through it that is making that revision
     /// now. A committer publishes what it committed itself ([`crate::Feed::install`]), so a
     /// change notification of such a revision needs no read: on PostgreSQL the notification
-    /// of a node's own commit often arrives before the commit's own answer.
+    /// of a node's own commit can arrive before the commit's own answer.
     pub async fn committed_here(&self, revision: i64) -> bool {
         let mut committing = self.committing.subscribe();
         let settled = committing.wait_for(|revisions| !revisions.contains(&revision));

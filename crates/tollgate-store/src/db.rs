@@ -16,7 +16,7 @@ use sqlx::Connection;
 use sqlx::any::AnyPoolOptions;
 use sqlx::any::AnyRow;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::{AnyConnection, AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::{OnceCell, watch};
 
 use crate::{AuditEntry, AuditQuery, AuditRecord, Change, Doc, StoreError};
@@ -398,11 +398,9 @@ impl Store {
         }
     }
 
-    /// A transaction on the writer connection ([`write`]: four round trips). Only its opening
-    /// (`BEGIN` and the bump, which commit nothing) is retried, on a new connection when the held
-    /// one turns out to be closed: a commit whose connection died later is reported failed,
-    /// never sent twice. A failure after the opening drops the connection, and with it the
-    /// open transaction.
+    /// A transaction on the writer connection. Only its `BEGIN` is retried (on a new
+    /// connection, when the held one turns out to be closed): a commit whose connection died
+    /// later is reported failed, never sent twice.
     async fn commit_postgres(
         &self,
         expected: i64,
@@ -410,24 +408,26 @@ impl Store {
         audit: &[AuditRecord],
     ) -> Result<bool, StoreError> {
         let mut lease = self.writer.lease(&self.pool).await?;
-        let begin = write::postgres_begin(expected);
         // At most twice: `renew` opens a new connection only in place of a reused one.
-        let bumped = loop {
-            let failed = match lease.conn().execute(sqlx::raw_sql(&begin)).await {
-                Ok(done) => break done.rows_affected() == 1,
+        let mut tx = loop {
+            let failed = match lease.conn().begin().await {
+                Ok(tx) => break tx,
                 Err(e) => e,
             };
             lease.renew(&self.pool, failed).await?;
         };
-        if !bumped {
-            lease.conn().execute(sqlx::raw_sql("ROLLBACK")).await?;
+        let now = unix_now();
+        if !write::in_transaction(&mut tx, expected, now, changes, audit).await? {
+            tx.rollback().await?;
             lease.keep();
             return Ok(false);
         }
-        let revision = expected + 1;
-        write::postgres_writes(lease.conn(), revision, unix_now(), changes, audit).await?;
-        let end = write::postgres_end(revision);
-        lease.conn().execute(sqlx::raw_sql(&end)).await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NOTIFY_CHANNEL)
+            .bind((expected + 1).to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         lease.keep();
         Ok(true)
     }

@@ -1,11 +1,8 @@
 //! The statements of a commit: bump the revision if it is still the expected one, write the
 //! changed documents and the audit records.
 //!
-//! On PostgreSQL a commit is four round trips on the node's writer connection: `BEGIN` with
-//! the bump (the simple protocol, integers only in the text), each write as its own statement
-//! (the extended protocol runs one statement per query; bodies are bound, never spliced), and
-//! the change notification with `COMMIT`. With sqlx's transaction API and one statement per
-//! round trip it was six, each waking the node's control runtime and a PostgreSQL backend. On SQLite, sqlx runs every query on the connection's worker thread
+//! On PostgreSQL each is its own statement in a transaction (the extended protocol runs one
+//! statement per query). On SQLite, sqlx runs every query on the connection's worker thread
 //! and hands each result back across threads: a commit of one change through sqlx's
 //! transaction API was five such round trips (BEGIN, UPDATE, two INSERTs, COMMIT; BEGIN and
 //! COMMIT each a rendezvous of two wake-ups), each waking the worker and then the control
@@ -19,7 +16,7 @@
 
 use sqlx::{Any, AnyConnection};
 
-use crate::{AuditRecord, Change, NOTIFY_CHANNEL, StoreError};
+use crate::{AuditRecord, Change, StoreError};
 
 /// Statements per SQLite batch: at most 8 parameters each, far below SQLite's limit of
 /// 32,766 variables per query.
@@ -29,6 +26,8 @@ const BATCH: usize = 100;
 /// cache (a single change and its audit record: the common write); larger ones are
 /// prepared for one use, so that a big import does not evict the cached statements.
 const CACHED_UP_TO: usize = 3;
+
+const BUMP: &str = "UPDATE store_state SET revision = revision + 1 WHERE id = 1 AND revision = $1";
 
 /// SQLite's bump: `$2` if the store is at `$1`, else NULL, which the column refuses (see
 /// [`is_lost_race`]).
@@ -144,38 +143,16 @@ impl<'a> Write<'a> {
     }
 }
 
-/// What opens a PostgreSQL commit, in one round trip (the simple protocol runs the statements
-/// of one query in order): `BEGIN` and the revision bump, which touches one row when the
-/// store is still at `expected` and none otherwise. Only integers are written into the text.
-pub(super) fn postgres_begin(expected: i64) -> String {
-    format!(
-        "BEGIN; UPDATE store_state SET revision = revision + 1 WHERE id = 1 AND revision = {expected}"
-    )
-}
-
-/// What ends a PostgreSQL commit at `revision`, in one round trip: the change notification
-/// (delivered at commit) and `COMMIT`. If the notification fails, the rest of the query is
-/// skipped and the transaction is left failed, never committed.
-pub(super) fn postgres_end(revision: i64) -> String {
-    format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '{revision}'); COMMIT")
-}
-
-/// Writes the documents and audit records of a PostgreSQL commit at `revision`, one statement
-/// each, in the transaction [`postgres_begin`] opened on `conn`.
-pub(super) async fn postgres_writes(
-    conn: &mut AnyConnection,
-    revision: i64,
+/// Runs the commit's statements in `tx` (PostgreSQL): returns `false` (nothing written) when
+/// the store is no longer at `expected`.
+pub(super) async fn in_transaction(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    expected: i64,
     now: i64,
     changes: &[Change],
     audit: &[AuditRecord],
-) -> Result<(), StoreError> {
-    for write in writes(changes, audit) {
-        let mut sql = String::new();
-        write.push_sql(&mut sql, &mut Params::from(1));
-        let query = write.bind(sqlx::query(&sql).bind(revision).bind(now));
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
+) -> Result<bool, StoreError> {
+    one_by_one(tx, expected, now, &writes(changes, audit)).await
 }
 
 fn writes<'a>(changes: &'a [Change], audit: &'a [AuditRecord]) -> Vec<Write<'a>> {
@@ -276,6 +253,26 @@ async fn batched(
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+async fn one_by_one(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    expected: i64,
+    now: i64,
+    writes: &[Write<'_>],
+) -> Result<bool, StoreError> {
+    let bumped = sqlx::query(BUMP).bind(expected).execute(&mut **tx).await?;
+    if bumped.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let revision = expected + 1;
+    for write in writes {
+        let mut sql = String::new();
+        write.push_sql(&mut sql, &mut Params::from(1));
+        let query = write.bind(sqlx::query(&sql).bind(revision).bind(now));
+        query.execute(&mut **tx).await?;
+    }
+    Ok(true)
 }
 
 /// Inserts one audit record at `revision` (writes outside [`write`]: tokens).

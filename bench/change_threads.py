@@ -23,22 +23,17 @@ Environment variables reach the gateways (e.g. `TOLLGATE_COMPILE_PACE=off`).
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import control_plane as cp  # noqa: E402
-from cluster import Node  # noqa: E402
+from cluster import Node, started_cluster  # noqa: E402
 from write_threads import by_name, threads  # noqa: E402
 
 
@@ -87,33 +82,9 @@ def main() -> int:
                     help="seconds between the starts of two changes (default: back to back)")
     ap.add_argument("--bin", default=str(cp.REPO / "target" / "release" / "tollgate"))
     args = ap.parse_args()
-    import psycopg
-
     cp.driver_on_load_core()
-    db = f"tollgate_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(args.postgres, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {db}")
-    store = args.postgres.rsplit("/", 1)[0] + "/" + db
-    tmp = Path(tempfile.mkdtemp(prefix="tollgate-ct-bench-"))
-    nodes: list[Node] = []
-    try:
-        key = tmp / "secret.key"
-        key.write_text(base64.b64encode(os.urandom(32)).decode())
-        nodes = [Node(args.bin, tmp / f"node{i}", store, key, "0") for i in range(args.nodes)]
-        token = subprocess.run([args.bin, "admin", "token", "create", "--role", "admin", "--store", store,
-                                "--data-dir", str(nodes[0].data), "--secret-key-file", str(key)],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        nodes[0].start()
-        nodes[0].wait_ready()
-        admin = httpx.Client(base_url=f"http://127.0.0.1:{nodes[0].admin}",
-                             headers={"Authorization": f"Bearer {token}"}, timeout=120)
-        admin.post("/api/v1/config/apply", content=cp.config_yaml(args.routes),
-                   headers={"Content-Type": "application/yaml"}).raise_for_status()
-        nodes[0].stop()
-        for node in nodes:
-            node.start()
-        for node in nodes:
-            node.wait_ready()
+    with started_cluster(args.bin, args.postgres, args.routes, args.nodes, "0",
+                         prefix="tollgate-ct-bench-") as (nodes, admin):
         others = [httpx.Client(base_url=f"http://127.0.0.1:{n.proxy}", timeout=10) for n in nodes[1:]]
 
         live: list[float] = []
@@ -140,19 +111,9 @@ def main() -> int:
         feed = {}
         for i, node in enumerate(nodes):
             text = httpx.get(f"http://127.0.0.1:{node.admin}/metrics",
-                             headers={"Authorization": f"Bearer {token}"}).text
+                             headers=admin.headers).text
             feed[f"node{i + 1}"] = {m.group(1): int(float(m.group(2))) for m in re.finditer(
                 r"^tollgate_store_(notifications|reads|resyncs)_total (\S+)$", text, re.M)}
-    finally:
-        for node in nodes:
-            try:
-                node.stop()
-            except Exception:  # noqa: BLE001
-                if node.proc:
-                    node.proc.kill()
-        with psycopg.connect(args.postgres, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        shutil.rmtree(tmp, ignore_errors=True)
     n = args.changes
     print(f"{args.routes} routes, {args.nodes} nodes, {n} changes, change -> live everywhere "
           f"{wall / n * 1000:.1f} ms each (mean)")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -88,27 +89,33 @@ class Node:
         return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
 
 
-def run(args: argparse.Namespace) -> dict:
+@contextlib.contextmanager
+def started_cluster(binary: str, postgres: str, routes: int, count: int, cores: str,
+                    prefix: str = "tollgate-cluster-bench-"):
+    """COUNT nodes on a fresh database of `postgres` holding ROUTES routes (loaded with one
+    `config apply` through node 1, then every node (re)started, so `workers: 1` applies);
+    yields the nodes and an admin client of node 1. Stops the nodes and drops the database
+    afterwards."""
     import psycopg
 
     db = f"tollgate_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(args.postgres, autocommit=True) as conn:
+    with psycopg.connect(postgres, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {db}")
-    store = args.postgres.rsplit("/", 1)[0] + "/" + db
-    tmp = Path(tempfile.mkdtemp(prefix="tollgate-cluster-bench-"))
+    store = postgres.rsplit("/", 1)[0] + "/" + db
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     nodes: list[Node] = []
     try:
         key = tmp / "secret.key"
         key.write_text(base64.b64encode(os.urandom(32)).decode())
-        nodes = [Node(args.bin, tmp / f"node{i}", store, key, args.gateway_cores) for i in range(args.nodes)]
-        token = subprocess.run([args.bin, "admin", "token", "create", "--role", "admin", "--store", store,
+        nodes = [Node(binary, tmp / f"node{i}", store, key, cores) for i in range(count)]
+        token = subprocess.run([binary, "admin", "token", "create", "--role", "admin", "--store", store,
                                 "--data-dir", str(nodes[0].data), "--secret-key-file", str(key)],
                                capture_output=True, text=True, check=True).stdout.strip()
         nodes[0].start()
         nodes[0].wait_ready()
         admin = httpx.Client(base_url=f"http://127.0.0.1:{nodes[0].admin}",
                              headers={"Authorization": f"Bearer {token}"}, timeout=120)
-        r = admin.post("/api/v1/config/apply", content=config_yaml(args.routes),
+        r = admin.post("/api/v1/config/apply", content=config_yaml(routes),
                        headers={"Content-Type": "application/yaml"})
         r.raise_for_status()
         nodes[0].stop()
@@ -116,6 +123,21 @@ def run(args: argparse.Namespace) -> dict:
             node.start()
         for node in nodes:
             node.wait_ready()
+        yield nodes, admin
+    finally:
+        for node in nodes:
+            try:
+                node.stop()
+            except Exception:  # noqa: BLE001
+                if node.proc:
+                    node.proc.kill()
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> dict:
+    with started_cluster(args.bin, args.postgres, args.routes, args.nodes, args.gateway_cores) as (nodes, admin):
         path = "/api0/r0"
         clients = [httpx.Client(base_url=f"http://127.0.0.1:{n.proxy}", timeout=5) for n in nodes]
         for c in clients:
@@ -151,16 +173,6 @@ def run(args: argparse.Namespace) -> dict:
             "p99_ratio_per_round": [round(r, 2) for r in m["ratios"]],
             "rss_mb_per_node": rss,
         }
-    finally:
-        for node in nodes:
-            try:
-                node.stop()
-            except Exception:  # noqa: BLE001
-                if node.proc:
-                    node.proc.kill()
-        with psycopg.connect(args.postgres, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> int:

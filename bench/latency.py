@@ -238,6 +238,55 @@ def compare(base: list[Window], during: list[Window], p: float = 99, resamples: 
     return out
 
 
+def compare_by_run(runs: list[tuple[list[Window], list[Window]]], p: float = 99,
+                   resamples: int = 1000, seed: int = 1) -> dict:
+    """The ratio of `compare`, taken within each run and combined over the runs as a geometric
+    mean, with a 95 % interval from a bootstrap that redraws the windows within each run (as
+    `compare` does: in pairs over all windows, each kind on its own over the clean ones).
+
+    Pooling the windows of several runs weights each run by its tail: on a host whose p99
+    without writes moves from 0.2 to 1 ms between runs an hour apart, the noisy runs make the
+    pooled tail and its interval. A run's two kinds of windows alternate, so they share the
+    host's state; their ratio is the run's measurement, and each run counts once here."""
+    rng = random.Random(seed)
+
+    def pct(windows: list[Window]) -> float:
+        return percentile_ms(pooled([w.histogram for w in windows]), p)
+
+    def geomean(values: list[float]) -> float:
+        return math.exp(sum(math.log(v) for v in values) / len(values))
+
+    out = {}
+    for kind in ("clean", "all"):
+        pairs = []
+        for base, during in runs:
+            if kind == "clean":
+                base, during = [w for w in base if w.clean], [w for w in during if w.clean]
+            if base and during:
+                pairs.append((base, during))
+        if not pairs:
+            continue
+
+        def draw(kind=kind, pairs=pairs) -> float:
+            ratios = []
+            for b, d in pairs:
+                if kind == "all":
+                    picked = rng.choices(range(len(b)), k=len(b))
+                    ratios.append(pct([d[i] for i in picked]) / pct([b[i] for i in picked]))
+                else:
+                    ratios.append(pct(rng.choices(d, k=len(d))) / pct(rng.choices(b, k=len(b))))
+            return geomean(ratios)
+
+        per_run = [pct(d) / pct(b) for b, d in pairs]
+        out[kind] = {
+            "ratio": round(geomean(per_run), 3),
+            "interval": _interval(draw, resamples),
+            "per_run": [round(r, 3) for r in per_run],
+            "runs": len(pairs),
+        }
+    return out
+
+
 def report_cells(r: dict) -> str:
     """The middle of a report row: request p99 pooled over the windows of each kind, with the
     ratio and its 95 % interval, over the clean windows (`Window.clean`: little CPU

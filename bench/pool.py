@@ -9,6 +9,11 @@ over all (see `latency.py`):
 
     .venv/bin/python bench/pool.py run1.json run2.json ...
     .venv/bin/python bench/pool.py --p 99.9 run*.json
+    .venv/bin/python bench/pool.py --by-run run*.json
+
+`--by-run` also prints the ratio taken within each run and combined over the runs
+(`latency.compare_by_run`: a geometric mean, each run counted once), for runs made while the
+host's noise changed a lot between them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--p", type=float, default=99, help="percentile (default 99)")
+    ap.add_argument("--by-run", action="store_true",
+                    help="also the ratio within each run, combined over the runs (geometric mean)")
     args = ap.parse_args()
     pairs = [pair for f in args.files for pair in windows(f)]
     c = latency.compare([b for b, _ in pairs], [d for _, d in pairs], p=args.p)
@@ -48,6 +55,15 @@ def main() -> int:
         print(f"{kind}: p{args.p:g} {s['without_ms']} ms without, {s['with_ms']} ms with: "
               f"{s['ratio']:.2f}x (95 % interval {lo:.2f}-{hi:.2f}), "
               f"windows {s['windows'][0]} + {s['windows'][1]}")
+    if args.by_run:
+        runs = []
+        for f in args.files:
+            run = windows(f)
+            runs.append(([b for b, _ in run], [d for _, d in run]))
+        for kind, s in latency.compare_by_run(runs, p=args.p).items():
+            lo, hi = s["interval"]
+            print(f"{kind}, by run: {s['ratio']:.2f}x (95 % interval {lo:.2f}-{hi:.2f}) over "
+                  f"{s['runs']} runs; per run {', '.join(f'{r:.2f}' for r in s['per_run'])}")
     return 0
 
 

@@ -84,7 +84,7 @@ def main() -> int:
             gw.stop()
     n = args.writes
     print(f"{args.routes} routes, {n} writes, write -> live {wall / n * 1000:.1f} ms each (mean)")
-    print(f"| thread | CPU per write | runs per write | idle: CPU per second | runs per second |")
+    print("| thread | CPU per write | runs per write | idle: CPU per second | runs per second |")
     print("|---|---:|---:|---:|---:|")
     for name, (cpu, runs) in sorted(spent.items(), key=lambda kv: -kv[1][0]):
         icpu, iruns = idle.get(name, [0, 0])

@@ -12,8 +12,9 @@ over all (see `latency.py`):
     .venv/bin/python bench/pool.py --by-run run*.json
 
 `--by-run` also prints the ratio taken within each run and combined over the runs
-(`latency.compare_by_run`: a geometric mean, each run counted once), for runs made while the
-host's noise changed a lot between them.
+(`latency.compare_by_run`: a geometric mean, each run counted once; each file is one run, so
+give it files of one route count), for runs made while the host's noise changed a lot between
+them.
 """
 
 from __future__ import annotations

@@ -71,7 +71,8 @@ class Node:
     def start(self) -> None:
         log = open(self.workdir / "tollgate.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [*pin(self.cores), *(["nice", "-n", str(self.nice)] if self.nice else []), self.binary, "run", "--store", self.store, "--data-dir", str(self.data),
+            [*pin(self.cores), *(["nice", "-n", str(self.nice)] if self.nice else []),
+             self.binary, "run", "--store", self.store, "--data-dir", str(self.data),
              "--secret-key-file", str(self.key), "--listen", f"127.0.0.1:{self.proxy}",
              "--admin-listen", f"127.0.0.1:{self.admin}", "--log-level", "warn"],
             stdout=log, stderr=log)
@@ -148,6 +149,18 @@ def started_cluster(binary: str, postgres: str, routes: int, count: int, cores: 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes on this machine."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "postgres":
+                pids.append(int(proc.name))
+        except OSError:
+            pass  # gone meanwhile
+    return pids
+
+
 @contextlib.contextmanager
 def postgres_on(cores: set[int] | None):
     """With CORES, every PostgreSQL process on them at nice 19 for the duration (backends
@@ -157,14 +170,12 @@ def postgres_on(cores: set[int] | None):
         yield
         return
     moved: dict[int, tuple[set[int], int]] = {}
-    for proc in Path("/proc").iterdir():
+    for pid in postgres_pids():
         try:
-            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "postgres":
-                pid = int(proc.name)
-                moved[pid] = (os.sched_getaffinity(pid), os.getpriority(os.PRIO_PROCESS, pid))
-                os.sched_setaffinity(pid, cores)
-                os.setpriority(os.PRIO_PROCESS, pid, 19)
-        except (OSError, ValueError):
+            moved[pid] = (os.sched_getaffinity(pid), os.getpriority(os.PRIO_PROCESS, pid))
+            os.sched_setaffinity(pid, cores)
+            os.setpriority(os.PRIO_PROCESS, pid, 19)
+        except OSError:
             pass  # gone meanwhile
     if not moved:
         raise RuntimeError("--placement apart: no PostgreSQL process found on this machine")
@@ -172,15 +183,13 @@ def postgres_on(cores: set[int] | None):
         yield
     finally:
         everything = set(range(os.cpu_count() or 1))
-        for proc in Path("/proc").iterdir():
+        for pid in postgres_pids():
+            mask, nice = moved.get(pid, (everything, 0))
             try:
-                if proc.name.isdigit() and (proc / "comm").read_text().strip() == "postgres":
-                    pid = int(proc.name)
-                    mask, nice = moved.get(pid, (everything, 0))
-                    os.sched_setaffinity(pid, mask)
-                    os.setpriority(os.PRIO_PROCESS, pid, nice)
-            except (OSError, ValueError):
-                pass
+                os.sched_setaffinity(pid, mask)
+                os.setpriority(os.PRIO_PROCESS, pid, nice)
+            except OSError:
+                pass  # gone meanwhile
 
 
 def run(args: argparse.Namespace) -> dict:

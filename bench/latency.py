@@ -197,6 +197,11 @@ def _interval(draw, resamples: int) -> list[float]:
     return [round(ratios[int(0.025 * resamples)], 3), round(ratios[int(0.975 * resamples) - 1], 3)]
 
 
+def _pct(windows: list[Window], p: float) -> float:
+    """The p-th percentile of the requests of WINDOWS pooled."""
+    return percentile_ms(pooled([w.histogram for w in windows]), p)
+
+
 def compare(base: list[Window], during: list[Window], p: float = 99, resamples: int = 1000,
             seed: int = 1) -> dict:
     """The p-th percentile of requests pooled over each kind of window, and their ratio with a
@@ -209,7 +214,7 @@ def compare(base: list[Window], during: list[Window], p: float = 99, resamples: 
     rng = random.Random(seed)
 
     def pct(windows: list[Window]) -> float:
-        return percentile_ms(pooled([w.histogram for w in windows]), p)
+        return _pct(windows, p)
 
     def summary(b: list[Window], d: list[Window], draw) -> dict:
         return {
@@ -251,7 +256,7 @@ def compare_by_run(runs: list[tuple[list[Window], list[Window]]], p: float = 99,
     rng = random.Random(seed)
 
     def pct(windows: list[Window]) -> float:
-        return percentile_ms(pooled([w.histogram for w in windows]), p)
+        return _pct(windows, p)
 
     def geomean(values: list[float]) -> float:
         return math.exp(sum(math.log(v) for v in values) / len(values))

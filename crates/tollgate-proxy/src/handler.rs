@@ -18,122 +18,129 @@ use crate::request_id::request_id;
 use crate::response_body::{BytesIn, LogState, ResponseBody};
 use crate::server::Shared;
 
-/// Serves one request (its head and body apart: an `async fn` keeps its arguments for as long
-/// as it runs, so a `Request` taken apart here would be held twice). Never fails: every error
-/// becomes a response here.
-pub(crate) async fn handle(
+/// Serves one request (its head and body apart: a `Request` taken apart in the future would be
+/// held twice). Never fails: every error becomes a response here.
+///
+/// An `async` block rather than an `async fn`: an `async fn`'s future holds its arguments
+/// twice, as it was created with them and as its first poll moves them into the body's locals;
+/// a block's captures are used where they are (1.5 % fewer instructions per request with
+/// `send_h1` done the same way, `bench/callgrind.sh`).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn handle(
     mut parts: request::Parts,
     body: PeerBody,
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-) -> Result<Response<ResponseBody>, Infallible> {
-    let snapshot = shared.snapshots.load();
-    conn.activity.begin();
-    let server = &snapshot.server;
-    let id = request_id(
-        &parts.headers,
-        &server.request_id_header,
-        server.trust_request_id,
-    );
-    let mut cx = RequestCtx::new(id, conn.peer, conn.tls);
-    cx.client_addr = client_ip(conn.peer.ip(), &parts.headers, &server.trusted_proxies);
+) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send {
+    async move {
+        let snapshot = shared.snapshots.load();
+        conn.activity.begin();
+        let server = &snapshot.server;
+        let id = request_id(
+            &parts.headers,
+            &server.request_id_header,
+            server.trust_request_id,
+        );
+        let mut cx = RequestCtx::new(id, conn.peer, conn.tls);
+        cx.client_addr = client_ip(conn.peer.ip(), &parts.headers, &server.trusted_proxies);
 
-    let logging = shared.access_log.enabled();
-    let mut log = LogState {
-        done: false,
-        request_id: cx.request_id.clone(),
-        client_ip: cx.client_addr,
-        shared: shared.clone(),
-        snapshot: snapshot.clone(),
-        activity: conn.activity.clone(),
-        cx: None,
-        logging,
-        started: cx.started,
-        method: parts.method.clone(),
-        host: if logging {
-            host_of(&parts).unwrap_or("").to_owned()
-        } else {
-            String::new()
-        },
-        path: String::new(),
-        environment: None,
-        route: None,
-        target: None,
-        status: http::StatusCode::OK,
-        bytes_in: BytesIn::Known(0),
-        upstream_ms: None,
-        error: None,
-        trace: snapshot.debug.then(Box::default),
-    }
-    .boxed();
-
-    let result = pipeline(&snapshot, &mut cx, &mut parts, body, &conn, &mut log).await;
-    let response = match result {
-        Ok(r) => r,
-        Err(e) => {
-            log.error = Some(e.code);
-            error_response(&e, &cx.request_id)
+        let logging = shared.access_log.enabled();
+        let mut log = LogState {
+            done: false,
+            request_id: cx.request_id.clone(),
+            client_ip: cx.client_addr,
+            shared: shared.clone(),
+            snapshot: snapshot.clone(),
+            activity: conn.activity.clone(),
+            cx: None,
+            logging,
+            started: cx.started,
+            method: parts.method.clone(),
+            host: if logging {
+                host_of(&parts).unwrap_or("").to_owned()
+            } else {
+                String::new()
+            },
+            path: String::new(),
+            environment: None,
+            route: None,
+            target: None,
+            status: http::StatusCode::OK,
+            bytes_in: BytesIn::Known(0),
+            upstream_ms: None,
+            error: None,
+            trace: snapshot.debug.then(Box::default),
         }
-    };
+        .boxed();
 
-    let route = log.route.and_then(|r| snapshot.routes.get(r));
-    let chain: &Chain = route
-        .and_then(|r| snapshot.chain(r))
-        .unwrap_or(&snapshot.fallback_chain);
-    let (mut rparts, mut rbody) = response.into_parts();
-    // Before the response policies, so that `response-headers` can still change them.
-    if let Some(deprecation) = route.and_then(|r| r.deprecation.as_deref()) {
-        deprecation.apply(&mut rparts.headers);
-    }
-    for policy in &chain.response {
-        let started = std::time::Instant::now();
-        policy.response(&mut cx, &mut rparts);
-        if let Some(trace) = &mut log.trace {
-            trace.step("response", policy.name(), "continue", None, None, started);
-        }
-    }
-    if !chain.body.is_empty() {
-        rbody = match Box::pin(crate::forward::transform_body(
-            chain,
-            &mut cx,
-            &mut rparts,
-            rbody,
-        ))
-        .await
-        {
-            Ok(b) => b,
+        let result = pipeline(&snapshot, &mut cx, &mut parts, body, &conn, &mut log).await;
+        let response = match result {
+            Ok(r) => r,
             Err(e) => {
                 log.error = Some(e.code);
-                let (p, b) = error_response(&e, &cx.request_id).into_parts();
-                rparts = p;
-                b
+                error_response(&e, &cx.request_id)
             }
         };
+
+        let route = log.route.and_then(|r| snapshot.routes.get(r));
+        let chain: &Chain = route
+            .and_then(|r| snapshot.chain(r))
+            .unwrap_or(&snapshot.fallback_chain);
+        let (mut rparts, mut rbody) = response.into_parts();
+        // Before the response policies, so that `response-headers` can still change them.
+        if let Some(deprecation) = route.and_then(|r| r.deprecation.as_deref()) {
+            deprecation.apply(&mut rparts.headers);
+        }
+        for policy in &chain.response {
+            let started = std::time::Instant::now();
+            policy.response(&mut cx, &mut rparts);
+            if let Some(trace) = &mut log.trace {
+                trace.step("response", policy.name(), "continue", None, None, started);
+            }
+        }
+        if !chain.body.is_empty() {
+            rbody = match Box::pin(crate::forward::transform_body(
+                chain,
+                &mut cx,
+                &mut rparts,
+                rbody,
+            ))
+            .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    log.error = Some(e.code);
+                    let (p, b) = error_response(&e, &cx.request_id).into_parts();
+                    rparts = p;
+                    b
+                }
+            };
+        }
+        // HTTP/1.x is answered by Tollgate's own server, which writes the request id with the
+        // head (replacing an upstream's field of that name); hyper's HTTP/2 needs it in the map.
+        let id_field = (server.request_id_header.clone(), cx.request_id.clone());
+        let id_field = if parts.version == http::Version::HTTP_2 {
+            rparts.headers.insert(id_field.0, id_field.1);
+            None
+        } else {
+            Some(id_field)
+        };
+        if logging && log.path.is_empty() {
+            log.path.push_str(parts.uri.path());
+        }
+        log.status = rparts.status;
+        if log.trace.is_some() {
+            crate::debug::finish_trace(&snapshot, &cx, &mut log, &mut rparts.headers);
+        }
+        log.cx = Some(cx);
+        let head = log.method == http::Method::HEAD;
+        let body = ResponseBody::new(rbody, log, head);
+        let body = match id_field {
+            Some(field) => body.with_id_field(field),
+            None => body,
+        };
+        Ok(Response::from_parts(rparts, body))
     }
-    // HTTP/1.x is answered by Tollgate's own server, which writes the request id with the
-    // head (replacing an upstream's field of that name); hyper's HTTP/2 needs it in the map.
-    let id_field = (server.request_id_header.clone(), cx.request_id.clone());
-    let id_field = if parts.version == http::Version::HTTP_2 {
-        rparts.headers.insert(id_field.0, id_field.1);
-        None
-    } else {
-        Some(id_field)
-    };
-    if logging && log.path.is_empty() {
-        log.path.push_str(parts.uri.path());
-    }
-    log.status = rparts.status;
-    if log.trace.is_some() {
-        crate::debug::finish_trace(&snapshot, &cx, &mut log, &mut rparts.headers);
-    }
-    log.cx = Some(cx);
-    let head = log.method == http::Method::HEAD;
-    let body = ResponseBody::new(rbody, log, head);
-    let body = match id_field {
-        Some(field) => body.with_id_field(field),
-        None => body,
-    };
-    Ok(Response::from_parts(rparts, body))
 }
 
 async fn pipeline(

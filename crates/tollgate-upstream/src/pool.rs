@@ -170,48 +170,53 @@ impl UpstreamPool {
         }
     }
 
-    async fn send_h1(
+    /// An `async` block rather than an `async fn`, so that the future holds the request once
+    /// (see `tollgate_proxy`'s `handle`: an `async fn`'s future holds its arguments twice).
+    #[allow(clippy::manual_async_fn)]
+    fn send_h1(
         &self,
         slot: &Arc<WorkerSlot>,
         target: &Target,
         mut req: Prepared,
         now: Instant,
-    ) -> Result<Response<ProxyBody>, SendError> {
-        let replayable = req.replayable();
-        // An upstream may close a keep-alive connection it considers idle just as we reuse
-        // it. A replayable request (idempotent, no body) that a reused connection fails before
-        // any byte of the response goes out again; the last attempt is on a new connection.
-        for attempt in 0..3 {
-            let pooled = if attempt < 2 {
-                self.checkout_h1(slot, now)
-            } else {
-                None
-            };
-            let reused = pooled.is_some();
-            let io = match pooled {
-                Some(io) => io,
-                // Boxed: connecting (TCP, TLS) is rare and its future is large; inline it
-                // would make every request's future bigger.
-                None => Box::pin(self.connector.connect(target)).await?,
-            };
-            let checkin = Checkin {
-                slot: slot.clone(),
-                max_idle: self.settings.max_idle_per_target,
-                since: now,
-            };
-            match h1::send(io, req, checkin, reused && replayable).await {
-                Ok(response) => return Ok(response),
-                Err(h1::Failed {
-                    error,
-                    retry: Some(again),
-                }) => {
-                    tracing::debug!(error = %error, "pooled connection closed under the request; sending it again");
-                    req = again;
+    ) -> impl Future<Output = Result<Response<ProxyBody>, SendError>> {
+        async move {
+            let replayable = req.replayable();
+            // An upstream may close a keep-alive connection it considers idle just as we reuse
+            // it. A replayable request (idempotent, no body) that a reused connection fails before
+            // any byte of the response goes out again; the last attempt is on a new connection.
+            for attempt in 0..3 {
+                let pooled = if attempt < 2 {
+                    self.checkout_h1(slot, now)
+                } else {
+                    None
+                };
+                let reused = pooled.is_some();
+                let io = match pooled {
+                    Some(io) => io,
+                    // Boxed: connecting (TCP, TLS) is rare and its future is large; inline it
+                    // would make every request's future bigger.
+                    None => Box::pin(self.connector.connect(target)).await?,
+                };
+                let checkin = Checkin {
+                    slot: slot.clone(),
+                    max_idle: self.settings.max_idle_per_target,
+                    since: now,
+                };
+                match h1::send(io, req, checkin, reused && replayable).await {
+                    Ok(response) => return Ok(response),
+                    Err(h1::Failed {
+                        error,
+                        retry: Some(again),
+                    }) => {
+                        tracing::debug!(error = %error, "pooled connection closed under the request; sending it again");
+                        req = again;
+                    }
+                    Err(failed) => return Err(failed.error.into()),
                 }
-                Err(failed) => return Err(failed.error.into()),
             }
+            Err(SendError::Exchange(h1::ExchangeError::Closed))
         }
-        Err(SendError::Exchange(h1::ExchangeError::Closed))
     }
 
     async fn send_h2(

@@ -92,9 +92,10 @@ pub(crate) fn handle(
             deprecation.apply(&mut rparts.headers);
         }
         for policy in &chain.response {
-            let started = std::time::Instant::now();
+            // The clock is read for the debug trace only, as in the other phases.
+            let started = log.trace.is_some().then(std::time::Instant::now);
             policy.response(&mut cx, &mut rparts);
-            if let Some(trace) = &mut log.trace {
+            if let (Some(trace), Some(started)) = (&mut log.trace, started) {
                 trace.step("response", policy.name(), "continue", None, None, started);
             }
         }

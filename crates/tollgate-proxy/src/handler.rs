@@ -49,7 +49,8 @@ pub(crate) fn handle(
             done: false,
             request_id: cx.request_id.clone(),
             client_ip: cx.client_addr,
-            shared: shared.clone(),
+            // Moved: the request needs it no further (one reference count fewer).
+            shared,
             snapshot: snapshot.clone(),
             activity: conn.activity.clone(),
             cx: None,

@@ -41,6 +41,9 @@ def exclusive_costs(path):
         for line in f:
             if line.startswith("positions:"):
                 positions = line.split()[1:]
+                if positions[0] != "instr":
+                    sys.exit("the profile has no instruction addresses: "
+                             "run callgrind.sh with VG_ARGS=--dump-instr=yes")
                 continue
             if line.startswith("ob="):
                 m = re.match(r"ob=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
@@ -70,8 +73,8 @@ def exclusive_costs(path):
                 continue
             if len(fields) > len(positions):
                 costs[(obj, addr)] += int(fields[len(positions)])
-    if positions is None or positions[0] != "instr":
-        sys.exit("the profile has no instruction addresses: run callgrind.sh with VG_ARGS=--dump-instr=yes")
+    if positions is None:
+        sys.exit(f"{path} is not a callgrind profile")
     return costs
 
 
